@@ -1,0 +1,1 @@
+"""The `emo-live` command line."""

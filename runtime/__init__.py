@@ -1,0 +1,1 @@
+"""The torch-free runtime: bundles, backends, sources, stages and readings."""

@@ -1,0 +1,38 @@
+"""Inference backends: one file each, one small protocol, picked by name.
+
+A backend loads one ONNX graph (or the engine compiled from it) and runs it on a dict of
+numpy arrays. Heavy or optional imports happen inside the backend module that needs them,
+with a message that says what to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+BACKENDS = {
+    "ort": "emolive.runtime.backends.ort",
+    "trt": "emolive.runtime.backends.trt",
+}
+
+
+class GraphRunner(Protocol):
+    """What every backend returns from ``load``."""
+
+    backend: str
+    device: str  # "cpu" | "cuda" | "tensorrt"
+    precision: str
+    input_names: list[str]
+    output_names: list[str]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def load(backend: str, path: Path, precision: str, **options) -> GraphRunner:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    module = importlib.import_module(BACKENDS[backend])
+    return module.load(Path(path), precision, **options)

@@ -1,0 +1,73 @@
+"""ONNX Runtime backend: CPU, CUDA or TensorRT execution providers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+_PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def available_devices() -> list[str]:
+    have = set(ort.get_available_providers())
+    return [d for d, provs in _PROVIDERS.items() if provs[0] in have]
+
+
+def session_options(threads: int | None) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    # Pipelines run several small graphs from their own threads; spinning workers would
+    # steal the cores the other stages need.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    return so
+
+
+@dataclass
+class OrtGraph:
+    path: Path
+    precision: str
+    device: str = "cpu"
+    threads: int | None = None
+    backend: str = "ort"
+    session: ort.InferenceSession = field(init=False, repr=False)
+
+    def __post_init__(self):
+        if self.device not in _PROVIDERS:
+            raise ValueError(f"unknown device {self.device!r}; choose one of {', '.join(_PROVIDERS)}")
+        wanted = _PROVIDERS[self.device]
+        if wanted[0] not in ort.get_available_providers():
+            raise RuntimeError(
+                f"ONNX Runtime here has no {wanted[0]} (it has {ort.get_available_providers()}); "
+                f"for device {self.device!r} install emo-live[gpu] (onnxruntime-gpu)"
+            )
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=session_options(self.threads), providers=wanted
+            )
+        except Exception as e:  # ORT raises its own Fail/InvalidGraph types
+            raise RuntimeError(f"ONNX Runtime could not load {self.path}: {e}") from e
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self.session.run(self.output_names, feeds)
+        return dict(zip(self.output_names, outs, strict=True))
+
+
+def load(path: Path, precision: str, device: str = "cpu", threads: int | None = None) -> OrtGraph:
+    return OrtGraph(path, precision, device=device, threads=threads)

@@ -1,0 +1,231 @@
+"""Reading and validating a bundle: ``manifest.json`` plus the graph files it names.
+
+A bundle is refused, with the file and the reason, when its manifest is missing or of an
+unknown format version, a file is missing or its sha256 differs, a graph's opset is outside
+what this runtime supports, or a graph's inputs/outputs differ from what the manifest says.
+The manifest format is written by ``emolive.export.bundle``; both sides share the constants
+here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+FORMAT = "emo-live-bundle"
+FORMAT_VERSION = 1
+SUPPORTED_FORMAT_VERSIONS = (1,)
+# Default-domain opsets this runtime accepts; ONNX Runtime 1.18+ implements up to 21.
+MIN_OPSET, MAX_OPSET = 13, 21
+PRECISIONS = ("fp32", "fp16", "int8", "int4")
+DEVICES = ("cpu", "cuda", "tensorrt")
+
+_ONNX_DTYPES = {
+    1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
+    9: "bool", 10: "float16", 11: "float64", 16: "bfloat16",
+}  # fmt: skip
+
+
+class BundleError(ValueError):
+    """The bundle at ``path`` is not usable; the message says which file and why."""
+
+    def __init__(self, path: Path | str, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def onnx_signature(path: Path) -> dict:
+    """Opset, inputs and outputs of an ONNX file, as the manifest records them."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+    def describe(values) -> list[dict]:
+        out = []
+        for v in values:
+            t = v.type.tensor_type
+            dims = [d.dim_param if d.dim_param else int(d.dim_value) for d in t.shape.dim]
+            dtype = _ONNX_DTYPES.get(t.elem_type, str(t.elem_type))
+            out.append({"name": v.name, "dtype": dtype, "shape": dims})
+        return out
+
+    return {"opset": opset, "inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}
+
+
+@dataclass(frozen=True)
+class GraphVariant:
+    graph: str
+    precision: str
+    path: Path
+    sha256: str
+    info: dict
+
+
+@dataclass(frozen=True)
+class GraphEntry:
+    name: str
+    opset: int
+    inputs: list[dict]
+    outputs: list[dict]
+    variants: dict[str, GraphVariant]
+    prefer: dict[str, str]
+    attrs: dict
+
+    def variant(self, precision: str | None = None, device: str = "cpu") -> GraphVariant:
+        """The variant asked for, or the one the bundle measured best for ``device``."""
+        if precision is None:
+            precision = self.prefer.get(device) or ("fp32" if "fp32" in self.variants else None)
+            precision = precision or next(iter(self.variants))
+        if precision not in self.variants:
+            raise KeyError(
+                f"graph {self.name!r} has no {precision} variant; it has {sorted(self.variants)}"
+            )
+        return self.variants[precision]
+
+
+class Bundle:
+    """A validated bundle folder."""
+
+    def __init__(self, root: Path, manifest: dict, graphs: dict[str, GraphEntry]):
+        self.root = root
+        self.manifest = manifest
+        self.graphs = graphs
+
+    @property
+    def profile(self) -> str:
+        return self.manifest["profile"]
+
+    def graph(self, name: str) -> GraphEntry:
+        if name not in self.graphs:
+            raise BundleError(
+                self.root / MANIFEST,
+                f"bundle has no graph {name!r} (it has {sorted(self.graphs)})",
+            )
+        return self.graphs[name]
+
+    def file(self, key: str) -> Path:
+        files = self.manifest.get("files", {})
+        if key not in files:
+            raise BundleError(self.root / MANIFEST, f"bundle has no file {key!r}")
+        return self.root / files[key]["file"]
+
+    @classmethod
+    def open(cls, root: Path | str, verify: bool = True) -> Bundle:
+        root = Path(root)
+        mpath = root / MANIFEST
+        if not root.is_dir():
+            raise BundleError(root, "bundle folder does not exist")
+        if not mpath.is_file():
+            raise BundleError(mpath, "missing: a bundle needs manifest.json")
+        try:
+            manifest = json.loads(mpath.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise BundleError(mpath, f"not valid JSON: {e}") from e
+        _check_header(mpath, manifest)
+        graphs = {
+            name: _graph_entry(root, name, spec, verify)
+            for name, spec in _require(mpath, manifest, "graphs", dict).items()
+        }
+        for key, spec in manifest.get("files", {}).items():
+            _check_file(root, spec, f"file {key!r}", verify)
+        return cls(root, manifest, graphs)
+
+
+def _require(where: Path, obj: dict, key: str, kind: type):
+    if key not in obj:
+        raise BundleError(where, f"missing field {key!r}")
+    if not isinstance(obj[key], kind):
+        raise BundleError(where, f"field {key!r} should be a {kind.__name__}")
+    return obj[key]
+
+
+def _check_header(mpath: Path, manifest: dict) -> None:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(mpath, f"not an emo-live bundle manifest (format is not {FORMAT!r})")
+    version = manifest.get("format_version")
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        raise BundleError(
+            mpath,
+            f"unknown format version {version!r}; this emo-live reads "
+            f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}",
+        )
+    _require(mpath, manifest, "profile", str)
+
+
+def _check_file(root: Path, spec: dict, what: str, verify: bool) -> Path:
+    path = root / spec["file"]
+    if not path.is_file():
+        raise BundleError(path, f"missing ({what} in the manifest)")
+    if verify:
+        got = sha256_of(path)
+        if got != spec["sha256"]:
+            raise BundleError(
+                path, f"sha256 mismatch: manifest says {spec['sha256']}, file has {got}"
+            )
+    for extra in spec.get("external_data", []):
+        _check_file(root, extra, f"external data of {what}", verify)
+    return path
+
+
+def _same_values(declared: list[dict], actual: list[dict]) -> str | None:
+    """Why two input/output lists differ, or None."""
+    dn = [v["name"] for v in declared]
+    an = [v["name"] for v in actual]
+    if dn != an:
+        return f"names {an} in the graph, {dn} in the manifest"
+    for d, a in zip(declared, actual, strict=True):
+        if d["dtype"] != a["dtype"]:
+            return f"{d['name']!r} is {a['dtype']} in the graph, {d['dtype']} in the manifest"
+        if len(d["shape"]) != len(a["shape"]):
+            return f"{d['name']!r} has rank {len(a['shape'])} in the graph, {len(d['shape'])} in the manifest"
+        for dd, ad in zip(d["shape"], a["shape"], strict=True):
+            if isinstance(dd, int) and isinstance(ad, int) and dd != ad:
+                return f"{d['name']!r} has shape {a['shape']} in the graph, {d['shape']} in the manifest"
+    return None
+
+
+def _graph_entry(root: Path, name: str, spec: dict, verify: bool) -> GraphEntry:
+    where = root / MANIFEST
+    variants_spec = _require(where, spec, "variants", dict)
+    if not variants_spec:
+        raise BundleError(where, f"graph {name!r} has no variants")
+    variants = {}
+    for precision, vspec in variants_spec.items():
+        if precision not in PRECISIONS:
+            raise BundleError(where, f"graph {name!r} has unknown precision {precision!r}")
+        path = _check_file(root, vspec, f"graph {name!r} {precision}", verify)
+        if verify:
+            sig = onnx_signature(path)
+            if sig["opset"] is None or not MIN_OPSET <= sig["opset"] <= MAX_OPSET:
+                raise BundleError(
+                    path,
+                    f"unsupported opset {sig['opset']}; this runtime runs opsets "
+                    f"{MIN_OPSET}..{MAX_OPSET}",
+                )
+            for side in ("inputs", "outputs"):
+                why = _same_values(spec[side], sig[side])
+                if why:
+                    raise BundleError(path, f"graph {side} do not match the manifest: {why}")
+        variants[precision] = GraphVariant(name, precision, path, vspec["sha256"], vspec)
+    return GraphEntry(
+        name=name,
+        opset=int(spec.get("opset", 0)),
+        inputs=spec["inputs"],
+        outputs=spec["outputs"],
+        variants=variants,
+        prefer=dict(spec.get("prefer", {})),
+        attrs=dict(spec.get("attrs", {})),
+    )
