@@ -17,6 +17,16 @@ LLM_DECODER = "llm_decoder"
 EXPRESSION_INPUT = "face_gray"  # [n, 1, 64, 64] float32, (x/255 - 0.5) * 2
 EXPRESSION_OUTPUT = "probabilities"  # [n, 7], softmax
 
+# Face detector (BlazeFace short-range) tensors.
+FACE_DETECTOR_INPUT = "image"  # [1, 3, 128, 128] float32 RGB, x / 127.5 - 1, letterboxed
+FACE_DETECTOR_BOXES = "box_regressors"  # [1, 896, 16]: box + 6 keypoints, 128-px units
+FACE_DETECTOR_SCORES = "box_logits"  # [1, 896, 1], sigmoid -> face score
+
+# Face landmarks (FaceMesh) tensors.
+FACE_LANDMARKS_INPUT = "face_image"  # [faces, 3, 192, 192] float32 RGB, x / 255
+FACE_LANDMARKS_POINTS = "landmarks"  # [faces, 1404, 1, 1]: 468 x (x, y, z), 192-px units
+FACE_LANDMARKS_PRESENCE = "face_logit"  # [faces, 1, 1, 1], sigmoid -> face present
+
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 MER_LABELS = ("neutral", "angry", "happy", "sad", "worried", "surprise")
 
