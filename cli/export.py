@@ -1,0 +1,51 @@
+"""`emo-live export`: build the lite bundle from the pinned model sources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from emolive.cli.common import default_bundle
+
+
+@click.command("export")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Bundle folder to write (default: bundles/lite or $EMOLIVE_BUNDLE).",
+)
+@click.option(
+    "--stage", "stages", multiple=True, help="Export only these stages (repeatable); default: all."
+)
+def export(out: Path | None, stages: tuple[str, ...]) -> None:
+    """Export every stage's model to ONNX, check each graph against its reference, write a bundle.
+
+    Needs the export extra (torch) and the fetched sources (`emo-live models fetch`).
+    Nothing is written unless every check passes.
+
+    \b
+    Example:
+      emo-live export --out bundles/lite
+      emo-live export --out /tmp/b --stage vision
+    """
+    from emolive.export.lite import STAGES, export_lite
+
+    names = list(stages) or list(STAGES)
+    out = out or default_bundle()
+    with click.progressbar(
+        length=len(names), label="export", file=click.get_text_stream("stderr")
+    ) as bar:
+
+        def log(msg: str) -> None:
+            if msg.startswith("exporting "):
+                bar.update(1)
+            click.echo(f"\n{msg}", err=True)
+
+        try:
+            checks = export_lite(out, names, log=log)
+        except Exception as e:
+            raise click.ClickException(f"export failed, nothing written to {out}: {e}") from e
+    click.echo(json.dumps({"bundle": str(out), "checks": checks}, indent=2, default=str))

@@ -1,0 +1,105 @@
+import json
+
+import pytest
+
+from emolive.export.bundle import BundleWriter
+from emolive.runtime.bundle import Bundle, BundleError
+from tests.helpers import tiny_onnx
+
+
+@pytest.fixture
+def bundle_dir(tmp_path):
+    graph = tiny_onnx(tmp_path / "g.onnx")
+    w = BundleWriter(tmp_path / "b", profile="lite")
+    w.add_graph("expression", {"fp32": graph}, prefer={"cpu": "fp32"}, attrs={"labels": ["a"]})
+    w.add_json("labels", "labels.json", ["a", "b", "c"], role="label set")
+    w.write()
+    return tmp_path / "b"
+
+
+def _manifest(root):
+    return json.loads((root / "manifest.json").read_text())
+
+
+def _rewrite(root, manifest):
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_written_bundle_opens_and_records_everything(bundle_dir):
+    b = Bundle.open(bundle_dir)
+    g = b.graph("expression")
+    assert g.opset == 17
+    assert [i["name"] for i in g.inputs] == ["x"]
+    assert g.inputs[0]["shape"] == ["batch", 4]
+    assert g.variant(device="cpu").precision == "fp32"
+    assert b.file("labels").read_text().startswith("[")
+    m = b.manifest
+    assert m["format_version"] == 1 and m["profile"] == "lite" and m["emolive_version"]
+
+
+def test_reopen_adds_a_variant(bundle_dir, tmp_path):
+    w = BundleWriter.reopen(bundle_dir)
+    w.add_variant("expression", "int8", tiny_onnx(tmp_path / "q.onnx"), info={"method": "test"})
+    w.set_graph_field("expression", "prefer", {"cpu": "int8"})
+    b = w.write()
+    assert sorted(b.graph("expression").variants) == ["fp32", "int8"]
+    assert b.graph("expression").variant().precision == "int8"
+
+
+def test_missing_manifest(tmp_path):
+    tmp_path.joinpath("b").mkdir()
+    with pytest.raises(BundleError, match=r"manifest.json: missing"):
+        Bundle.open(tmp_path / "b")
+
+
+def test_missing_graph_file_is_named(bundle_dir):
+    (bundle_dir / "expression.fp32.onnx").unlink()
+    with pytest.raises(BundleError, match=r"expression.fp32.onnx: missing"):
+        Bundle.open(bundle_dir)
+
+
+def test_sha256_mismatch_is_named(bundle_dir):
+    with open(bundle_dir / "labels.json", "a") as f:
+        f.write(" ")
+    with pytest.raises(BundleError, match=r"labels.json: sha256 mismatch"):
+        Bundle.open(bundle_dir)
+
+
+def test_unknown_format_version(bundle_dir):
+    m = _manifest(bundle_dir)
+    m["format_version"] = 99
+    _rewrite(bundle_dir, m)
+    with pytest.raises(BundleError, match="unknown format version 99"):
+        Bundle.open(bundle_dir)
+
+
+def test_unsupported_opset(bundle_dir, tmp_path):
+    new = tiny_onnx(tmp_path / "old.onnx", opset=9)
+    target = bundle_dir / "expression.fp32.onnx"
+    target.write_bytes(new.read_bytes())
+    m = _manifest(bundle_dir)
+    from emolive.runtime.bundle import sha256_of
+
+    m["graphs"]["expression"]["variants"]["fp32"]["sha256"] = sha256_of(target)
+    _rewrite(bundle_dir, m)
+    with pytest.raises(BundleError, match=r"expression.fp32.onnx: unsupported opset 9"):
+        Bundle.open(bundle_dir)
+
+
+def test_inputs_that_differ_from_the_manifest(bundle_dir):
+    m = _manifest(bundle_dir)
+    m["graphs"]["expression"]["inputs"][0]["name"] = "face"
+    _rewrite(bundle_dir, m)
+    with pytest.raises(BundleError, match=r"graph inputs do not match the manifest: names \['x'\]"):
+        Bundle.open(bundle_dir)
+    m["graphs"]["expression"]["inputs"][0]["name"] = "x"
+    m["graphs"]["expression"]["inputs"][0]["shape"] = ["batch", 5]
+    _rewrite(bundle_dir, m)
+    with pytest.raises(BundleError, match=r"'x' has shape"):
+        Bundle.open(bundle_dir)
+
+
+def test_not_json(bundle_dir):
+    (bundle_dir / "manifest.json").write_text("{")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        Bundle.open(bundle_dir)

@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from emolive.runtime.names import FER_LABELS
+from emolive.runtime.readings import ReadingError, expression_event, valence_arousal, validate
+
+
+def _event(probs):
+    return expression_event(
+        t=1.5, frame=45, source="clip.mp4", track_id=1, box=(10, 20, 110, 140), face_score=0.9,
+        labels=FER_LABELS, probs=np.asarray(probs, np.float32), clues=["smiling (mouth-corner lift 0.31)"],
+        measures={"mouth_corner_lift": 0.31}, latency_ms={"total": 2.0},
+        backend={"runtime": "onnxruntime", "device": "cpu", "precision": {"expression": "fp32"}},
+    )  # fmt: skip
+
+
+def test_expression_event_follows_the_schema():
+    e = _event([0.05, 0.0, 0.05, 0.8, 0.0, 0.05, 0.05])
+    validate(e)
+    assert e["emotion"] == "happy" and e["confidence"] == pytest.approx(0.8)
+    assert e["valence"] > 0.5 and e["arousal"] > 0.3
+
+
+def test_valence_arousal_is_the_expectation_over_known_labels():
+    assert valence_arousal({"sad": 1.0}) == (-0.7, -0.4)
+    assert valence_arousal({"happy": 0.5, "sad": 0.5}) == (0.05, 0.05)
+    assert valence_arousal({"bored": 1.0}) == (None, None)
+
+
+def test_validation_names_the_field():
+    e = _event([0.05, 0.0, 0.05, 0.8, 0.0, 0.05, 0.05])
+    with pytest.raises(ReadingError, match="'scores' sums"):
+        validate({**e, "scores": {"happy": 0.5}, "emotion": "happy"})
+    with pytest.raises(ReadingError, match="missing field 'clues'"):
+        validate({k: v for k, v in e.items() if k != "clues"})
+    with pytest.raises(ReadingError, match="schema_version"):
+        validate({**e, "schema_version": "2.0"})
