@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := espeak-ng sox libportaudio2 portaudio19-dev ffmpeg
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test apt install sources bundle bench lint clean
+.PHONY: demo test apt install sources bundle bench bench-peers lint clean
 
 demo: $(BUNDLE)/manifest.json
 	@echo "== emo-live run on a sample clip (video only; JSON lines below) =="
@@ -49,7 +49,17 @@ $(BUNDLE)/manifest.json: $(STAMP) | sources
 
 bundle: $(BUNDLE)/manifest.json
 
-bench: $(BUNDLE)/manifest.json
+# The peers we compare against live in their own environments: fer needs TensorFlow (its
+# facenet-pytorch dependency is only for MTCNN and would pull a CUDA torch: skipped).
+.venv-fer/.installed:
+	test -x .venv-fer/bin/python || $(PYTHON) -m venv .venv-fer
+	.venv-fer/bin/pip install -q --no-deps fer==25.10.3
+	.venv-fer/bin/pip install -q tensorflow-cpu "opencv-contrib-python-headless<5" pandas tqdm requests matplotlib "setuptools<81"
+	touch $@
+
+bench-peers: .venv-fer/.installed
+
+bench: $(BUNDLE)/manifest.json bench-peers
 	$(BIN)/python benchmarks/vision.py --bundle $(BUNDLE)
 
 lint: $(STAMP)
