@@ -27,6 +27,18 @@ FACE_LANDMARKS_INPUT = "face_image"  # [faces, 3, 192, 192] float32 RGB, x / 255
 FACE_LANDMARKS_POINTS = "landmarks"  # [faces, 1404, 1, 1]: 468 x (x, y, z), 192-px units
 FACE_LANDMARKS_PRESENCE = "face_logit"  # [faces, 1, 1, 1], sigmoid -> face present
 
+# Voice activity (Silero VAD, used as shipped) tensors.
+VAD_INPUT = "input"  # [1, 64 + 512] float32: 64 samples of context + one 32 ms frame at 16 kHz
+VAD_STATE = "state"  # [2, 1, 128] float32, carried from call to call
+VAD_RATE = "sr"  # int64 scalar, 16000
+VAD_PROBABILITY = "output"  # [1, 1] speech probability
+VAD_STATE_OUT = "stateN"  # [2, 1, 128], the next call's state
+
+# Whisper (CTranslate2) files in a bundle's manifest["files"], loaded by faster-whisper.
+ASR_FILES = ("config.json", "model.bin", "tokenizer.json", "vocabulary.txt")
+ASR_DIR = "asr"  # bundle subfolder holding ASR_FILES
+
+
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 MER_LABELS = ("neutral", "angry", "happy", "sad", "worried", "surprise")
 
