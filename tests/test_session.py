@@ -1,0 +1,122 @@
+"""The vision pipeline end to end on real media, and what it does with bad input."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from emolive.cli.main import main
+from emolive.runtime.bundle import Bundle
+from emolive.runtime.media import Frame
+from emolive.runtime.readings import validate
+from emolive.runtime.session import Session, SessionConfig, SessionError
+from emolive.runtime.video import FrameError, SourceError, SyntheticVideo
+from emolive.runtime.vision.analyzer import FaceAnalyzer
+
+
+@pytest.fixture(scope="module")
+def analyzer(vision_bundle):
+    return FaceAnalyzer(Bundle.open(vision_bundle))
+
+
+def _session(bundle, source, **kw):
+    return Session(SessionConfig(bundle=bundle, source=str(source), audio=False, **kw))
+
+
+def test_video_file_gives_one_event_per_frame_and_face(vision_bundle, media):
+    with _session(vision_bundle, media / "single_face.mp4") as s:
+        events = list(s)
+    stats = s.stats()
+    assert stats["frames_captured"] == 72 and stats["frames_analysed"] == 72
+    assert stats["frames_dropped"] == 0  # a file is analysed frame by frame
+    assert len(events) >= 70  # one face in (nearly) every frame
+    for e in events:
+        validate(e)
+    assert {e["track_id"] for e in events} == {1}  # one person, one track
+    frames = [e["frame"] for e in events]
+    assert frames == sorted(frames)
+    # Time stamps are the media's own: 30 fps.
+    assert events[-1]["t"] == pytest.approx(events[-1]["frame"] / 30, abs=1e-3)
+    assert any(e["clues"]["visual"] for e in events)
+    assert all(e["measures"] is not None for e in events)
+
+
+def test_no_face_gives_no_events_and_no_crash(vision_bundle, media):
+    with _session(vision_bundle, media / "no_face.mp4") as s:
+        events = list(s)
+    assert events == [] and s.stats()["frames_analysed"] == 98
+
+
+def test_many_faces_in_one_frame(analyzer, media):
+    image = cv2.imread(str(media / "multi_face.jpg"))
+    events = analyzer.analyze(Frame(0.0, 0, image))
+    assert len(events) >= 4
+    assert len({e["track_id"] for e in events}) == len(events)
+    tiled = np.concatenate([np.concatenate([image] * 2, 1)] * 2, 0)  # a crowd: 4x the faces
+    events = analyzer.analyze(Frame(1.0, 1, tiled))
+    assert 8 <= len(events) <= 10  # capped by max_faces=10
+
+
+def test_bad_frames_are_named_errors(analyzer):
+    for bad, why in [
+        (np.zeros((0, 0, 3), np.uint8), "zero size"),
+        (None, "None"),
+        (np.zeros((48, 64, 3), np.float32), "dtype"),
+        (np.zeros((48, 64, 5), np.uint8), "shape"),
+    ]:
+        with pytest.raises(FrameError, match=why):
+            analyzer.analyze(Frame(0.0, 0, bad))
+    gray = np.full((480, 640), 128, np.uint8)
+    assert analyzer.analyze(Frame(0.0, 0, gray)) == []
+
+
+def test_missing_and_corrupt_sources_are_named(vision_bundle, tmp_path):
+    with pytest.raises(SourceError, match="video file not found: .*nope.mp4"):
+        _session(vision_bundle, tmp_path / "nope.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00not a video" * 100)
+    with pytest.raises(SourceError, match="cannot decode video .*junk.mp4"):
+        _session(vision_bundle, junk)
+    bad_image = tmp_path / "bad.jpg"
+    bad_image.write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(SourceError, match="cannot decode image .*bad.jpg"):
+        _session(vision_bundle, bad_image)
+
+
+def test_session_reports_a_failing_stage_after_delivering_events(vision_bundle, astronaut):
+    s = _session(vision_bundle, "synthetic")
+    s.video = SyntheticVideo(image=cv2.imread(str(astronaut)), seconds=1.0)
+    calls = {"n": 0}
+    real = s.vision.analyzer.analyze
+
+    def flaky(frame):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("graph exploded")
+        return real(frame)
+
+    s.vision.analyzer.analyze = flaky
+    got = []
+    with pytest.raises(SessionError, match="stage 'vision' failed: RuntimeError: graph exploded"):
+        with s:
+            for e in s:
+                got.append(e)
+    assert len(got) == 4  # the four frames before the failure were delivered
+
+
+def test_cli_run_writes_jsonl(vision_bundle, media, tmp_path):
+    out = tmp_path / "out.jsonl"
+    r = CliRunner().invoke(
+        main,
+        ["run", "--bundle", str(vision_bundle), "--source", str(media / "single_face.mp4"),
+         "--no-audio", "--jsonl", str(out)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    lines = out.read_text().splitlines()
+    assert len(lines) >= 70
+    first = json.loads(lines[0])
+    assert first["type"] == "expression" and first["schema_version"] == "1.0"
+    r = CliRunner().invoke(main, ["run", "--bundle", str(vision_bundle), "--source", "/nope.mp4", "--no-audio"])
+    assert r.exit_code == 1 and "video file not found: /nope.mp4" in r.output
