@@ -1,0 +1,182 @@
+"""Native TensorRT backend: compile a bundle graph to an engine, cache it, run it.
+
+Kept thin on purpose. INT8 is explicit: the bundle's int8 variants carry Q/DQ nodes, and
+TensorRT 10+ compiles exactly those scales (implicit calibration is deprecated in 10.1 and
+gone in 11), so the numerics tested with ONNX Runtime on the CPU are the numerics here.
+
+Engines and the timing cache are stored under ``<cache>/trt/`` and keyed by GPU name and
+compute capability, TensorRT version, precision and the ONNX file's sha256: an engine is
+never reused on a different GPU or TensorRT, or for a changed graph.
+
+Needs the ``tensorrt`` package (NVIDIA's index; JetPack ships it) and ``cuda-python`` for
+device memory; both are imported here only, with a message saying what to install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from emolive.runtime.bundle import sha256_of
+
+WORKSPACE_BYTES = 1 << 30
+
+
+def _import_trt():
+    try:
+        import tensorrt as trt
+    except ImportError as e:
+        raise RuntimeError(
+            "the TensorRT backend needs the tensorrt package (JetPack ships it; on x86 "
+            "install it from NVIDIA's index), or use the ONNX Runtime backend: --backend ort"
+        ) from e
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart  # cuda-python < 12.6
+        except ImportError as e:
+            raise RuntimeError(
+                "the TensorRT backend needs cuda-python: pip install cuda-python"
+            ) from e
+    return trt, cudart
+
+
+def _check(result):
+    """cuda-python returns (err, value...): raise on an error, return the value(s)."""
+    err, *rest = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise RuntimeError(f"CUDA error {err}")
+    return rest[0] if len(rest) == 1 else rest
+
+
+def engine_key(
+    gpu: str, capability: str, trt_version: str, precision: str, onnx_sha256: str
+) -> str:
+    """The cache key of an engine: anything that changes the compiled code changes it."""
+    raw = f"{gpu}|sm{capability}|trt{trt_version}|{precision}|{onnx_sha256}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def cache_dir() -> Path:
+    from emolive.export.sources import cache_root  # torch-free module
+
+    return Path(os.environ.get("EMOLIVE_TRT_CACHE", cache_root() / "trt"))
+
+
+@dataclass
+class TrtGraph:
+    path: Path
+    precision: str
+    device: str = "tensorrt"
+    backend: str = "trt"
+    max_batch: int = 16
+    _buffers: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        trt, cudart = _import_trt()
+        self._trt, self._cudart = trt, cudart
+        props = _check(cudart.cudaGetDeviceProperties(0))
+        gpu = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+        capability = f"{props.major}{props.minor}"
+        key = engine_key(gpu, capability, trt.__version__, self.precision, sha256_of(self.path))
+        folder = cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        engine_file = folder / f"{self.path.stem}.{key}.engine"
+        timing_file = (
+            folder / f"timing.{engine_key(gpu, capability, trt.__version__, '', '')}.cache"
+        )
+        logger = trt.Logger(trt.Logger.WARNING)
+        if engine_file.is_file():
+            plan = engine_file.read_bytes()
+        else:
+            plan = self._build(trt, logger, timing_file)
+            engine_file.write_bytes(plan)
+        self.engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
+        if self.engine is None:
+            raise RuntimeError(f"TensorRT could not deserialize the engine for {self.path}")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        self.input_names = [n for n in names if is_input[n]]
+        self.output_names = [n for n in names if not is_input[n]]
+        self.stream = _check(cudart.cudaStreamCreate())
+
+    def _build(self, trt, logger, timing_file: Path) -> bytes:
+        builder = trt.Builder(logger)
+        network = builder.create_network(0)  # explicit batch is the only mode in TRT 10
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse_from_file(str(self.path)):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise RuntimeError(f"TensorRT could not parse {self.path}: {errors}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+        if self.precision == "int8":
+            config.set_flag(trt.BuilderFlag.INT8)  # honours the graph's Q/DQ scales
+        if self.precision in ("int8", "fp16"):
+            config.set_flag(trt.BuilderFlag.FP16)  # layers outside Q/DQ may use fp16
+        timing = config.create_timing_cache(
+            timing_file.read_bytes() if timing_file.is_file() else b""
+        )
+        config.set_timing_cache(timing, ignore_mismatch=False)
+        profile = builder.create_optimization_profile()
+        for i in range(network.num_inputs):
+            t = network.get_input(i)
+            shape = list(t.shape)
+            if any(d < 0 for d in shape):
+                lo = [1 if d < 0 else d for d in shape]
+                hi = [self.max_batch if d < 0 else d for d in shape]
+                profile.set_shape(t.name, lo, lo, hi)
+        config.add_optimization_profile(profile)
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            raise RuntimeError(
+                f"TensorRT failed to build an engine for {self.path} ({self.precision})"
+            )
+        timing_file.write_bytes(bytes(config.get_timing_cache().serialize()))
+        return bytes(plan)
+
+    def _device_buffer(self, name: str, nbytes: int) -> int:
+        ptr, size = self._buffers.get(name, (None, 0))
+        if size < nbytes:
+            if ptr is not None:
+                _check(self._cudart.cudaFree(ptr))
+            ptr = _check(self._cudart.cudaMalloc(nbytes))
+            self._buffers[name] = (ptr, nbytes)
+        return ptr
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        trt, cudart = self._trt, self._cudart
+        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        for name in self.input_names:
+            arr = np.ascontiguousarray(feeds[name])
+            self.context.set_input_shape(name, arr.shape)
+            ptr = self._device_buffer(name, arr.nbytes)
+            _check(cudart.cudaMemcpyAsync(ptr, arr.ctypes.data, arr.nbytes, h2d, self.stream))
+            self.context.set_tensor_address(name, ptr)
+        outs = {}
+        for name in self.output_names:
+            shape = tuple(self.context.get_tensor_shape(name))
+            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+            outs[name] = np.empty(shape, dtype)
+            self.context.set_tensor_address(name, self._device_buffer(name, outs[name].nbytes))
+        if not self.context.execute_async_v3(self.stream):
+            raise RuntimeError(f"TensorRT execution failed for {self.path}")
+        for name, arr in outs.items():
+            ptr = self._buffers[name][0]
+            _check(cudart.cudaMemcpyAsync(arr.ctypes.data, ptr, arr.nbytes, d2h, self.stream))
+        _check(cudart.cudaStreamSynchronize(self.stream))
+        return outs
+
+
+def load(
+    path: Path, precision: str, device: str = "tensorrt", threads: int | None = None
+) -> TrtGraph:
+    if device != "tensorrt":
+        raise ValueError(f"the trt backend runs on device 'tensorrt', not {device!r}")
+    return TrtGraph(Path(path), precision)
