@@ -29,7 +29,8 @@ class VisionConfig:
     precision: str | None = None  # None: the variant the bundle measured best for the device
     max_faces: int = 10
     min_face_score: float = 0.5
-    landmarks: bool = True  # visual clues need landmarks; expression alone does not
+    min_presence: float = 0.5  # FaceMesh face-presence a detection needs to count as a face
+    landmarks: bool = True  # verification and visual clues need landmarks
 
 
 class FaceAnalyzer:
@@ -65,23 +66,29 @@ class FaceAnalyzer:
         t0 = time.perf_counter()
         faces = self.detector.detect(image)
         t1 = time.perf_counter()
+        measures = []
+        if self.landmarker is not None:
+            # FaceMesh's face-presence score verifies each detection: BlazeFace alone fires
+            # at ~0.55 on face-like shapes (letters, clouds) where FaceMesh sees no face.
+            kept = []
+            for face in faces:
+                marks = self.landmarker.landmarks(image, face)
+                if marks.presence >= self.config.min_presence:
+                    kept.append(face)
+                    measures.append(measure(marks.points))
+            faces = kept
+        else:
+            measures = [None] * len(faces)
+        t2 = time.perf_counter()
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         boxes = [(f.x0, f.y0, f.x1, f.y1) for f in faces]
         probs = self.expression.classify(gray, boxes)
-        t2 = time.perf_counter()
-        measures = []
-        for face in faces:
-            if self.landmarker is None:
-                measures.append(None)
-                continue
-            marks = self.landmarker.landmarks(image, face)
-            measures.append(measure(marks.points) if marks.presence >= 0.5 else None)
         t3 = time.perf_counter()
         ids = self.tracker.update(np.array(boxes).reshape(-1, 4), frame.t)
         latency = {
             "detect": (t1 - t0) * 1e3,
-            "expression": (t2 - t1) * 1e3,
-            "landmarks": (t3 - t2) * 1e3,
+            "landmarks": (t2 - t1) * 1e3,
+            "expression": (t3 - t2) * 1e3,
             "total": (time.perf_counter() - t0) * 1e3,
         }
         return [
