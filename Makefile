@@ -9,8 +9,8 @@ EMO := $(BIN)/emo-live
 BUNDLE ?= bundles/lite
 STAMP := $(VENV)/.installed
 # Debian packages: PortAudio for the microphone, espeak-ng + sox to make test speech,
-# ffmpeg for audio tracks of video files.
-APT_PACKAGES := espeak-ng sox libportaudio2 portaudio19-dev ffmpeg
+# ffmpeg for audio tracks of video files, chromium for the web page test.
+APT_PACKAGES := espeak-ng sox libportaudio2 portaudio19-dev ffmpeg chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test apt install sources bundle bench bench-peers lint clean
