@@ -1,0 +1,279 @@
+"""Microphone capture with PyAudio: a callback fills a ring buffer, a reader yields chunks.
+
+The PortAudio callback only copies samples into the ring and notes the time; resampling and
+chunking happen on the reader's side, so capture is never held up. Input overflows (the
+driver lost samples) and ring overruns (the reader fell behind, oldest audio dropped) are
+counted and reported in ``stats``, never fatal.
+
+Time: a chunk is stamped with the session-clock time of its first sample. The callback
+anchors the device's sample count to the clock and re-anchors when they drift apart by more
+than ``_REANCHOR_S`` (an overflow, or a device clock that runs fast or slow).
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from emolive.runtime.audio.errors import AudioDeviceError, missing_audio_extra
+from emolive.runtime.audio.resample import Resampler
+from emolive.runtime.media import AUDIO_RATE, AudioChunk, SessionClock
+
+_REANCHOR_S = 0.05
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    index: int
+    name: str
+    channels: int
+    default_rate: int
+    is_default: bool = False
+
+    def __str__(self) -> str:
+        star = " (default)" if self.is_default else ""
+        return f"[{self.index}] {self.name}, {self.channels} ch, {self.default_rate} Hz{star}"
+
+
+@dataclass(frozen=True)
+class MicrophoneConfig:
+    device: int | str | None = None  # index, part of the name, or None for the default
+    chunk_samples: int = 512  # per yielded chunk at 16 kHz (32 ms, one VAD frame)
+    ring_seconds: float = 10.0  # audio kept while the reader is behind
+    frames_per_buffer: int = 512  # PortAudio callback size at the device rate
+
+
+@dataclass
+class MicrophoneStats:
+    overflows: int = 0  # callbacks flagged paInputOverflow by PortAudio
+    dropped_samples: int = 0  # oldest samples overwritten because the reader fell behind
+    captured_samples: int = 0
+    reanchors: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(vars(self))
+
+
+def _pyaudio():
+    try:
+        import pyaudio
+    except ImportError as e:
+        raise missing_audio_extra("pyaudio", "microphone capture") from e
+    return pyaudio
+
+
+def list_input_devices(pa=None) -> list[InputDevice]:
+    """The input devices PortAudio sees; empty when there is no microphone."""
+    own = pa is None
+    pa = pa or _pyaudio().PyAudio()
+    try:
+        try:
+            default = pa.get_default_input_device_info()["index"]
+        except OSError:
+            default = None
+        devices = []
+        for i in range(pa.get_device_count()):
+            info = pa.get_device_info_by_index(i)
+            if int(info.get("maxInputChannels", 0)) > 0:
+                devices.append(
+                    InputDevice(
+                        i,
+                        str(info["name"]),
+                        int(info["maxInputChannels"]),
+                        int(info["defaultSampleRate"]),
+                        i == default,
+                    )
+                )
+        return devices
+    finally:
+        if own:
+            pa.terminate()
+
+
+def choose_device(devices: list[InputDevice], wanted: int | str | None) -> InputDevice:
+    """The device asked for by index or (part of its) name; the default one for None."""
+    if not devices:
+        raise AudioDeviceError(
+            "no audio input device found (no microphone); connect one, or run the session "
+            "video-only"
+        )
+    listing = "; ".join(str(d) for d in devices)
+    if wanted is None:
+        return next((d for d in devices if d.is_default), devices[0])
+    if isinstance(wanted, int) or (isinstance(wanted, str) and wanted.strip().isdigit()):
+        idx = int(wanted)
+        for d in devices:
+            if d.index == idx:
+                return d
+        raise AudioDeviceError(f"no audio input device with index {idx}; input devices: {listing}")
+    hits = [d for d in devices if wanted.lower() in d.name.lower()]
+    exact = [d for d in hits if d.name.lower() == wanted.lower()]
+    if len(exact) == 1 or len(hits) == 1:
+        return (exact or hits)[0]
+    if not hits:
+        raise AudioDeviceError(f"no audio input device named {wanted!r}; input devices: {listing}")
+    raise AudioDeviceError(
+        f"audio input device name {wanted!r} is ambiguous ({len(hits)} match); "
+        f"give an index: {'; '.join(str(d) for d in hits)}"
+    )
+
+
+class _Ring:
+    """Fixed-size float32 ring; the writer never waits, the oldest samples go first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.buf = np.zeros(capacity, np.float32)
+        self.write = 0  # total samples written
+        self.read = 0  # total samples read
+        self.cond = threading.Condition()
+
+    def push(self, x: np.ndarray) -> int:
+        """Append; returns how many unread samples were overwritten."""
+        cap = len(self.buf)
+        with self.cond:
+            x = x[-cap:]
+            pos = self.write % cap
+            first = min(len(x), cap - pos)
+            self.buf[pos : pos + first] = x[:first]
+            self.buf[: len(x) - first] = x[first:]
+            self.write += len(x)
+            lost = max(0, self.write - self.read - cap)
+            self.read += lost
+            self.cond.notify_all()
+            return lost
+
+    def pop(self, timeout: float) -> tuple[int, np.ndarray]:
+        """(index of the first sample, samples) of everything unread; waits up to timeout."""
+        cap = len(self.buf)
+        with self.cond:
+            if self.write == self.read:
+                self.cond.wait(timeout)
+            start, n = self.read, self.write - self.read
+            idx = (start + np.arange(n)) % cap
+            self.read = self.write
+            return start, self.buf[idx]
+
+
+class MicrophoneSource:
+    """Live capture; iterate for chunks until ``stop()``. Use as a context manager."""
+
+    def __init__(self, config: MicrophoneConfig = MicrophoneConfig(), clock=None) -> None:
+        self.pyaudio = _pyaudio()
+        self.config = config
+        self.clock = clock or SessionClock()
+        self.stats = MicrophoneStats()
+        self._pa = self.pyaudio.PyAudio()
+        try:
+            self.device = choose_device(list_input_devices(self._pa), config.device)
+        except AudioDeviceError:
+            self._pa.terminate()
+            raise
+        self.rate = self._pick_rate()
+        self._ring = _Ring(int(config.ring_seconds * self.rate))
+        self._anchors: list[tuple[int, float]] = []  # (device sample index, session time)
+        self._stop = threading.Event()
+        self._stream = None
+
+    def _pick_rate(self) -> int:
+        # Ask for 16 kHz first; many USB microphones only do 44.1/48 kHz, which we resample.
+        for rate in (AUDIO_RATE, self.device.default_rate, 48_000, 44_100):
+            try:
+                self._pa.is_format_supported(
+                    rate,
+                    input_device=self.device.index,
+                    input_channels=1,
+                    input_format=self.pyaudio.paFloat32,
+                )
+                return int(rate)
+            except ValueError:
+                continue
+        self._pa.terminate()
+        raise AudioDeviceError(
+            f"audio input device {self.device} accepts none of 16000/44100/48000 Hz mono float32"
+        )
+
+    # PortAudio's thread: copy, stamp, count; nothing that can block.
+    def _on_audio(self, in_data, frame_count, time_info, status):
+        if status & getattr(self.pyaudio, "paInputOverflow", 2):
+            self.stats.overflows += 1
+        x = np.frombuffer(in_data, np.float32)
+        start = self._ring.write
+        t_first = self.clock.now() - len(x) / self.rate
+        if not self._anchors or abs(self._time_of(start) - t_first) > _REANCHOR_S:
+            if self._anchors:
+                self.stats.reanchors += 1
+            self._anchors.append((start, t_first))
+            del self._anchors[:-64]
+        self.stats.dropped_samples += self._ring.push(x)
+        self.stats.captured_samples += len(x)
+        return None, self.pyaudio.paContinue
+
+    def _time_of(self, index: int) -> float:
+        keys = [a[0] for a in self._anchors]
+        i = max(0, bisect.bisect_right(keys, index) - 1)
+        a_idx, a_t = self._anchors[i]
+        return a_t + (index - a_idx) / self.rate
+
+    def start(self) -> MicrophoneSource:
+        try:
+            self._stream = self._pa.open(
+                format=self.pyaudio.paFloat32,
+                channels=1,
+                rate=self.rate,
+                input=True,
+                input_device_index=self.device.index,
+                frames_per_buffer=self.config.frames_per_buffer,
+                stream_callback=self._on_audio,
+            )
+        except OSError as e:
+            raise AudioDeviceError(f"could not open audio input device {self.device}: {e}") from e
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._stream is not None:
+            self._stream.stop_stream()
+            self._stream.close()
+            self._stream = None
+        self._pa.terminate()
+
+    def __enter__(self) -> MicrophoneSource:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def chunks(self, poll_s: float = 0.1) -> Iterator[AudioChunk]:
+        resampler = Resampler(self.rate, AUDIO_RATE)
+        n = self.config.chunk_samples
+        pending = np.zeros(0, np.float32)
+        out_index = 0  # 16 kHz samples yielded so far
+        raw_base = None  # device index of the first sample
+        raw_next = None
+        while not self._stop.is_set():
+            start, raw = self._ring.pop(poll_s)
+            if not len(raw):
+                continue
+            if start != raw_next:
+                # First read, or the ring dropped audio we never saw: restart the timeline.
+                resampler = Resampler(self.rate, AUDIO_RATE)
+                pending = np.zeros(0, np.float32)
+                raw_base, out_index = start, 0
+            raw_next = start + len(raw)
+            pending = np.concatenate([pending, resampler.process(raw)])
+            while len(pending) >= n:
+                # Output sample j sits at device sample j * rate / 16000 (zero-phase filter).
+                t = self._time_of(raw_base + out_index * self.rate // AUDIO_RATE)
+                yield AudioChunk(t, pending[:n].copy(), f"mic:{self.device.name}")
+                pending = pending[n:]
+                out_index += n
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        return self.chunks()

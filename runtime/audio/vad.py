@@ -1,0 +1,64 @@
+"""Silero VAD run directly on ONNX Runtime, its recurrent state carried across frames.
+
+The graph takes one 32 ms frame (512 samples at 16 kHz) plus the last 64 samples of the
+previous frame as context, and a [2, 1, 128] state that it returns updated. Carrying both
+from call to call is what makes a stream of short chunks score like one long signal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from emolive.runtime import names
+from emolive.runtime.backends.ort import OrtGraph
+from emolive.runtime.media import AUDIO_RATE
+
+FRAME = 512  # samples per VAD call at 16 kHz
+CONTEXT = 64  # samples of the previous frame the graph sees
+FRAME_S = FRAME / AUDIO_RATE
+
+
+class SileroVad:
+    """``score(frame)`` -> speech probability of one 512-sample frame, in stream order."""
+
+    def __init__(self, path: Path | str, threads: int = 1) -> None:
+        self.path = Path(path)
+        # One thread: a call costs well under a millisecond; more threads only add overhead.
+        self.graph = OrtGraph(self.path, "fp32", threads=threads)
+        want = {names.VAD_INPUT, names.VAD_STATE, names.VAD_RATE}
+        if set(self.graph.input_names) != want:
+            raise ValueError(
+                f"{self.path}: not a Silero VAD graph (inputs {self.graph.input_names}, "
+                f"expected {sorted(want)})"
+            )
+        self._sr = np.array(AUDIO_RATE, dtype=np.int64)
+        self._out = [names.VAD_PROBABILITY, names.VAD_STATE_OUT]
+        self.reset()
+
+    @classmethod
+    def from_bundle(cls, bundle, threads: int = 1) -> SileroVad:
+        return cls(bundle.graph(names.VAD).variant("fp32").path, threads=threads)
+
+    def reset(self) -> None:
+        """Start a new stream: zero state, silent context."""
+        self._state = np.zeros((2, 1, 128), np.float32)
+        self._input = np.zeros((1, CONTEXT + FRAME), np.float32)
+
+    def score(self, frame: np.ndarray) -> float:
+        if frame.shape != (FRAME,):
+            raise ValueError(f"VAD frame must be {FRAME} samples, got shape {frame.shape}")
+        x = self._input
+        x[0, :CONTEXT] = x[0, -CONTEXT:]
+        x[0, CONTEXT:] = frame
+        prob, self._state = self.graph.session.run(
+            self._out,
+            {names.VAD_INPUT: x, names.VAD_STATE: self._state, names.VAD_RATE: self._sr},
+        )
+        return float(prob[0, 0])
+
+    def scores(self, samples: np.ndarray) -> np.ndarray:
+        """Probabilities of every whole frame of ``samples`` (continuing the stream)."""
+        n = len(samples) // FRAME
+        return np.array([self.score(samples[i * FRAME : (i + 1) * FRAME]) for i in range(n)])
