@@ -1,0 +1,183 @@
+"""From a window of evidence to one explained ``reading``: label fusion and conflict.
+
+The small reasoning LLM judges labels poorly on its own (FACTS.md: 4 of 6 with calibration),
+so the label is decided by log-linear pooling of the modalities that give a distribution over
+the active label set: the face's expression probabilities (averaged over the window, mapped
+onto the label set by name and synonym) and the LLM's calibrated label scores over all clues.
+A modality that says nothing about a label contributes a flat factor for it.
+
+The conflict flag compares what the face shows with what the voice and words carry (the
+LLM's scores, which weigh the acoustic and lexical clues): when both are confident and their
+valence has opposite signs, the reading says so, e.g. "looks happy but sounds sad".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from emolive.runtime.readings import CIRCUMPLEX, SCHEMA, SCHEMA_VERSION, valence_arousal
+
+# FER label -> names it also answers to in other label sets.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "angry": ("anger", "annoyed", "frustrated"),
+    "disgust": ("disgusted",),
+    "fear": ("fearful", "worried", "anxious", "afraid", "scared", "nervous"),
+    "happy": ("joy", "happiness", "pleased", "content"),
+    "sad": ("sadness", "unhappy", "down"),
+    "surprise": ("surprised", "amazed"),
+    "neutral": ("calm", "none"),
+}
+FLOOR = 1e-3  # no modality may veto a label outright
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    face: float = 1.0
+    llm: float = 1.0
+
+
+@dataclass(frozen=True)
+class ConflictRule:
+    min_confidence: float = 0.4  # both sides must be at least this sure
+    min_valence_gap: float = 0.6  # and their valences this far apart, with opposite signs
+
+
+def map_face_scores(face: Mapping[str, float], labels: Sequence[str]) -> np.ndarray | None:
+    """Face probabilities carried over to ``labels``; None when no label is known to the face."""
+    out = np.full(len(labels), np.nan)
+    for i, lab in enumerate(labels):
+        key = lab.lower().strip()
+        for fer, names in SYNONYMS.items():
+            if key == fer or key in names:
+                out[i] = face.get(fer, 0.0)
+    if np.isnan(out).all():
+        return None
+    known = ~np.isnan(out)
+    # Labels the face cannot speak to get the average mass of the known ones: no evidence.
+    out[~known] = out[known].mean()
+    return out / out.sum()
+
+
+def window_face_scores(expressions: Sequence[Mapping]) -> dict[str, float] | None:
+    """Mean expression scores over the window, of the face seen most (the main speaker)."""
+    if not expressions:
+        return None
+    counts: dict[int, int] = {}
+    for e in expressions:
+        counts[e["track_id"]] = counts.get(e["track_id"], 0) + 1
+    main = max(counts, key=counts.get)
+    rows = [e["scores"] for e in expressions if e["track_id"] == main]
+    labels = list(rows[0])
+    mean = np.mean([[r[k] for k in labels] for r in rows], axis=0)
+    return dict(zip(labels, mean.tolist(), strict=True))
+
+
+def fuse(
+    labels: Sequence[str],
+    face: np.ndarray | None,
+    llm: np.ndarray | None,
+    weights: FusionWeights = FusionWeights(),
+) -> np.ndarray:
+    """Log-linear pooling of the distributions that are present; uniform if none is."""
+    logp = np.zeros(len(labels))
+    for dist, w in ((face, weights.face), (llm, weights.llm)):
+        if dist is not None:
+            logp += w * np.log(np.clip(dist, FLOOR, 1.0))
+    p = np.exp(logp - logp.max())
+    return p / p.sum()
+
+
+def _top(labels: Sequence[str], p: np.ndarray) -> tuple[str, float]:
+    i = int(np.argmax(p))
+    return labels[i], float(p[i])
+
+
+def conflict(
+    face_scores: Mapping[str, float] | None,
+    llm_labels: Sequence[str] | None,
+    llm_scores: np.ndarray | None,
+    rule: ConflictRule = ConflictRule(),
+) -> dict | None:
+    """A description when the face and the voice/words point to opposite valence."""
+    if not face_scores or llm_scores is None or llm_labels is None:
+        return None
+    face_label, face_conf = max(face_scores.items(), key=lambda kv: kv[1])
+    llm_label, llm_conf = _top(llm_labels, llm_scores)
+    if face_conf < rule.min_confidence or llm_conf < rule.min_confidence:
+        return None
+    fv = CIRCUMPLEX.get(face_label, (None,))[0]
+    lv = _valence_of(llm_label)
+    if fv is None or lv is None or fv * lv >= 0 or abs(fv - lv) < rule.min_valence_gap:
+        return None
+    return {
+        "face": face_label,
+        "voice_and_words": llm_label,
+        "description": f"looks {face_label} but sounds {llm_label}",
+    }
+
+
+def _valence_of(label: str) -> float | None:
+    key = label.lower().strip()
+    if key in CIRCUMPLEX:
+        return CIRCUMPLEX[key][0]
+    for fer, names in SYNONYMS.items():
+        if key in names:
+            return CIRCUMPLEX[fer][0]
+    return None
+
+
+def reading_event(
+    *,
+    t_start: float,
+    t_end: float,
+    labels: Sequence[str],
+    expressions: Sequence[Mapping],
+    audio_clues: Sequence[str],
+    text_clues: Sequence[str],
+    llm_scores: np.ndarray | None,
+    explanation: str | None,
+    latency_ms: Mapping[str, float],
+    backend: Mapping[str, object],
+    notes: Sequence[str] = (),
+    weights: FusionWeights = FusionWeights(),
+) -> dict:
+    """One explained reading over [t_start, t_end] from the evidence gathered in it."""
+    face_scores = window_face_scores(expressions)
+    face = map_face_scores(face_scores, labels) if face_scores else None
+    fused = fuse(labels, face, llm_scores, weights)
+    emotion, confidence = _top(labels, fused)
+    scores = {lab: round(float(p), 4) for lab, p in zip(labels, fused, strict=True)}
+    valence, arousal = valence_arousal(scores)
+    visual: list[str] = []
+    for e in expressions[-1:]:  # the latest face's clues stand for the window
+        visual = list(e["clues"]["visual"])
+    modalities = [
+        m for m, present in (("visual", bool(expressions)), ("audio", bool(audio_clues)),
+                             ("text", bool(text_clues))) if present
+    ]  # fmt: skip
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "type": "reading",
+        "t_start": round(t_start, 3),
+        "t_end": round(t_end, 3),
+        "emotion": emotion,
+        "confidence": round(confidence, 3),
+        "scores": scores,
+        "valence": valence,
+        "arousal": arousal,
+        "clues": {"visual": visual, "audio": list(audio_clues), "text": list(text_clues)},
+        "explanation": explanation,
+        "conflict": conflict(face_scores, labels, llm_scores),
+        "modalities": modalities,
+        "evidence": {
+            "face": None if face is None else [round(float(x), 4) for x in face],
+            "llm": None if llm_scores is None else [round(float(x), 4) for x in llm_scores],
+        },
+        "notes": list(notes),
+        "latency_ms": {k: round(float(v), 1) for k, v in latency_ms.items()},
+        "backend": dict(backend),
+    }

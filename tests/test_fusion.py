@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from emolive.runtime.fusion import (
+    conflict,
+    fuse,
+    map_face_scores,
+    reading_event,
+    window_face_scores,
+)
+from emolive.runtime.names import FER_LABELS, MER_LABELS
+from emolive.runtime.readings import validate
+
+FACE_HAPPY = {"angry": 0.02, "disgust": 0.01, "fear": 0.02, "happy": 0.85, "sad": 0.03,
+              "surprise": 0.02, "neutral": 0.05}  # fmt: skip
+
+
+def _expr(track, scores, clues=("smiling (mouth-corner lift 0.31)",)):
+    return {"track_id": track, "scores": scores, "clues": {"visual": list(clues)}}
+
+
+def test_face_scores_map_onto_other_label_sets():
+    mer = map_face_scores(FACE_HAPPY, MER_LABELS)
+    assert mer.sum() == pytest.approx(1.0)
+    assert MER_LABELS[int(np.argmax(mer))] == "happy"
+    # "worried" takes the face's fear mass.
+    assert mer[MER_LABELS.index("worried")] == pytest.approx(
+        0.02 / sum(FACE_HAPPY[k] for k in ("neutral", "angry", "happy", "sad", "fear", "surprise"))
+    )
+    assert map_face_scores(FACE_HAPPY, ["bored", "curious"]) is None
+
+
+def test_fusion_is_log_linear_pooling():
+    a = np.array([0.7, 0.2, 0.1])
+    b = np.array([0.2, 0.7, 0.1])
+    np.testing.assert_allclose(fuse("xyz", a, None), a)
+    both = fuse("xyz", a, b)
+    np.testing.assert_allclose(both[0], both[1])  # symmetric evidence ties
+    assert both[2] < both[0]
+    np.testing.assert_allclose(fuse("xyz", None, None), np.full(3, 1 / 3))
+
+
+def test_window_follows_the_main_face():
+    events = [_expr(1, FACE_HAPPY)] * 3 + [_expr(2, {**FACE_HAPPY, "happy": 0.0, "sad": 0.88})]
+    assert window_face_scores(events)["happy"] == pytest.approx(0.85)
+
+
+def test_conflict_when_face_and_voice_disagree_in_valence():
+    sad = np.array([0.05, 0.05, 0.05, 0.7, 0.1, 0.05])  # MER order: sad
+    c = conflict(FACE_HAPPY, MER_LABELS, sad)
+    assert c == {
+        "face": "happy",
+        "voice_and_words": "sad",
+        "description": "looks happy but sounds sad",
+    }
+    happy = np.array([0.05, 0.05, 0.7, 0.05, 0.1, 0.05])
+    assert conflict(FACE_HAPPY, MER_LABELS, happy) is None
+    unsure = np.full(6, 1 / 6)
+    assert conflict(FACE_HAPPY, MER_LABELS, unsure) is None
+
+
+def test_reading_event_is_valid_and_explains():
+    llm = np.array([0.1, 0.05, 0.05, 0.05, 0.6, 0.1, 0.05])  # FER order: sad
+    r = reading_event(
+        t_start=1.0, t_end=4.0, labels=FER_LABELS, expressions=[_expr(1, FACE_HAPPY)] * 4,
+        audio_clues=["pitch 20% below this speaker's baseline"], text_clues=['"I lost my job"'],
+        llm_scores=llm, explanation="Smiling, but the words and low voice say sad.",
+        latency_ms={"reason": 420.0}, backend={"llm": "int8"},
+    )  # fmt: skip
+    validate(r)
+    assert r["modalities"] == ["visual", "audio", "text"]
+    assert r["conflict"]["description"] == "looks happy but sounds sad"
+    assert r["emotion"] in ("happy", "sad")
+    assert r["clues"]["visual"] == ["smiling (mouth-corner lift 0.31)"]
+    video_only = reading_event(
+        t_start=0, t_end=1, labels=FER_LABELS, expressions=[_expr(1, FACE_HAPPY)],
+        audio_clues=[], text_clues=[], llm_scores=None, explanation=None,
+        latency_ms={}, backend={},
+    )  # fmt: skip
+    validate(video_only)
+    assert video_only["emotion"] == "happy" and video_only["modalities"] == ["visual"]
