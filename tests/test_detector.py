@@ -10,9 +10,8 @@ from emolive.runtime.vision.detector import (
     ssd_anchors,
     weighted_nms,
 )
-from tests.fixtures_vision import read_bgr
 
-# Fixtures: vision_graphs, detector, tiled_detector, landmarker, *_bgr images.
+# Fixtures: vision_graphs, detector, tiled_detector, landmarker, *_bgr images, media_bgr.
 pytest_plugins = ("tests.fixtures_vision",)
 
 # --- pure functions, no weights ---------------------------------------------------------
@@ -122,12 +121,12 @@ def test_finds_the_five_people_in_multi_face_with_tiles(detector, tiled_detector
     assert gaps.min() > 0.05 * w  # five different faces, not one face found twice
 
 
-def _mosaic_of_faces(detector, media, cols=4, rows=3, cell=200) -> np.ndarray:
+def _mosaic_of_faces(detector, media_bgr, cols=4, rows=3, cell=200) -> np.ndarray:
     """Ten real faces in one frame: five photos' faces and their mirror images."""
     names = ["0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg"]
     crops = []
     for name in [*names, "single_face.jpg"]:
-        image = read_bgr(media / name)
+        image = media_bgr(name)
         box = detector.detect(image)[0]
         (cx, cy), r = box.centre, 0.75 * max(box.width, box.height)
         x0, y0 = int(max(cx - r, 0)), int(max(cy - r, 0))
@@ -143,8 +142,8 @@ def _mosaic_of_faces(detector, media, cols=4, rows=3, cell=200) -> np.ndarray:
 
 
 @pytest.mark.weights
-def test_ten_faces_in_one_frame(detector, vision_graphs, media):
-    frame = _mosaic_of_faces(detector, media)
+def test_ten_faces_in_one_frame(detector, media_bgr):
+    frame = _mosaic_of_faces(detector, media_bgr)
     faces = detector.detect(frame)
     assert len(faces) == 10
     cells = {(int(f.centre[0] // 200), int(f.centre[1] // 200)) for f in faces}

@@ -27,7 +27,7 @@ from emolive.export.fer_net import (
 from emolive.export.sources import fetch
 from emolive.runtime.names import EXPRESSION, EXPRESSION_INPUT, EXPRESSION_OUTPUT, FER_LABELS
 
-# Fixtures: vision_graphs, detector, tiled_detector, landmarker, *_bgr images.
+# Fixtures: vision_graphs, detector, tiled_detector, landmarker, *_bgr images, media_bgr.
 pytest_plugins = ("tests.fixtures_vision",)
 
 

@@ -21,7 +21,7 @@ from emolive.runtime.vision.landmarks import (
     face_roi,
 )
 
-# Fixtures: vision_graphs, detector, tiled_detector, landmarker, *_bgr images.
+# Fixtures: vision_graphs, detector, tiled_detector, landmarker, *_bgr images, media_bgr.
 pytest_plugins = ("tests.fixtures_vision",)
 
 

@@ -25,9 +25,8 @@ from emolive.runtime.names import (
     FACE_LANDMARKS_PRESENCE,
     FER_LABELS,
 )
-from tests.fixtures_vision import read_bgr
 
-# Fixtures: vision_graphs, detector, tiled_detector, landmarker, *_bgr images.
+# Fixtures: vision_graphs, detector, tiled_detector, landmarker, *_bgr images, media_bgr.
 pytest_plugins = ("tests.fixtures_vision",)
 
 pytestmark = pytest.mark.weights
@@ -39,9 +38,9 @@ def mediapipe():
 
 
 @pytest.fixture(scope="module")
-def few_frames(media, astronaut_bgr, multi_face_bgr) -> CheckMedia:
+def few_frames(media_bgr, astronaut_bgr, multi_face_bgr) -> CheckMedia:
     names = ["single_face.jpg", "0-f15-hao-ph.jpg", "free-mountain-vector-01.jpg"]
-    frames = [astronaut_bgr, multi_face_bgr] + [read_bgr(media / n) for n in names]
+    frames = [astronaut_bgr, multi_face_bgr] + [media_bgr(n) for n in names]
     return CheckMedia(frames, ["astronaut.png", "multi_face.jpg", *names])
 
 

@@ -46,7 +46,8 @@ def ssd_anchors(input_size: int = INPUT_SIZE, strides=ANCHOR_STRIDES) -> np.ndar
     return np.concatenate(centres).astype(np.float32)
 
 
-@dataclass(frozen=True)
+# eq=False: the numpy field would make == ambiguous; faces compare by identity.
+@dataclass(frozen=True, eq=False)
 class FaceBox:
     x0: float
     y0: float
@@ -169,10 +170,8 @@ def _regions(w: int, h: int, tiles: int) -> list[_Region]:
     if tiles == 1:
         return regions
     tw, th = round(w * TILE_FRACTION), round(h * TILE_FRACTION)
-    for i in range(tiles):
-        for j in range(tiles):
-            x0 = round((w - tw) * j / (tiles - 1))
-            y0 = round((h - th) * i / (tiles - 1))
+    for y0 in (0, h - th):
+        for x0 in (0, w - tw):
             regions.append(_Region(x0, y0, x0 + tw, y0 + th, False))
     return regions
 
@@ -200,8 +199,8 @@ class FaceDetector:
             raise ValueError(f"nms_iou must be in (0, 1), got {nms_iou}")
         if max_faces < 1:
             raise ValueError(f"max_faces must be >= 1, got {max_faces}")
-        if tiles not in (1, 2, 3):
-            raise ValueError(f"tiles must be 1, 2 or 3 (tiles per side), got {tiles}")
+        if tiles not in (1, 2):
+            raise ValueError(f"tiles must be 1 (whole frame) or 2 (plus 2x2 tiles), got {tiles}")
         missing = {FACE_DETECTOR_INPUT} - set(runner.input_names)
         missing |= {FACE_DETECTOR_BOXES, FACE_DETECTOR_SCORES} - set(runner.output_names)
         if missing:

@@ -34,13 +34,15 @@ MESH_UPPER_LIP, MESH_LOWER_LIP = 13, 14
 MESH_MOUTH_RIGHT, MESH_MOUTH_LEFT = 61, 291
 
 
-@dataclass(frozen=True)
+# eq=False: the numpy field would make == ambiguous; faces compare by identity.
+@dataclass(frozen=True, eq=False)
 class FaceLandmarks:
     points: np.ndarray  # (468, 3) frame pixels; z is depth in the same pixel scale
     presence: float  # FaceMesh's face-present probability
 
 
-@dataclass(frozen=True)
+# eq=False: the numpy field would make == ambiguous; faces compare by identity.
+@dataclass(frozen=True, eq=False)
 class FaceRoi:
     """The rotated square crop in frame pixels, and the affine map crop px -> frame px."""
 
