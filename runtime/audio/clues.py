@@ -25,8 +25,8 @@ class ClueThresholds:
     range_rel_st: float = 3.0
     jitter_rel_pct: float = 50.0  # jitter this much above the speaker's own
     shimmer_rel_pct: float = 50.0
-    fast_syl_s: float = 5.0
-    slow_syl_s: float = 2.5
+    fast_syl_s: float = 6.5  # articulation rate; adults average ~5 (range ~4-6.5)
+    slow_syl_s: float = 3.5
     monotone_st: float = 2.0
     lively_st: float = 10.0
     tremor_jitter_pct: float = 2.0  # Praat's pathology threshold is 1.04 for sustained vowels

@@ -158,25 +158,105 @@ class _Ring:
             return start, self.buf[idx]
 
 
+class CaptureBuffer:
+    """The capture side: PortAudio's callback writes here, ``chunks()`` reads 16 kHz chunks.
+
+    Separate from the PyAudio stream so it can be driven (and tested) without a device.
+    """
+
+    def __init__(
+        self,
+        rate: int,
+        clock,
+        ring_seconds: float = 10.0,
+        overflow_flag: int = 2,  # paInputOverflow
+        name: str = "mic",
+    ) -> None:
+        self.rate = int(rate)
+        self.clock = clock
+        self.overflow_flag = overflow_flag
+        self.name = name
+        self.stats = MicrophoneStats()
+        self.stopped = threading.Event()
+        self._ring = _Ring(int(ring_seconds * self.rate))
+        self._anchors: list[tuple[int, float]] = []  # (device sample index, session time)
+
+    # PortAudio's thread: copy, stamp, count; nothing that can block.
+    def on_audio(self, in_data, frame_count, time_info, status) -> None:
+        if status & self.overflow_flag:
+            self.stats.overflows += 1
+        x = np.frombuffer(in_data, np.float32)
+        start = self._ring.write
+        t_first = self.clock.now() - len(x) / self.rate
+        if not self._anchors or abs(self.time_of(start) - t_first) > _REANCHOR_S:
+            if self._anchors:
+                self.stats.reanchors += 1
+            self._anchors.append((start, t_first))
+            del self._anchors[:-64]
+        self.stats.dropped_samples += self._ring.push(x)
+        self.stats.captured_samples += len(x)
+
+    def time_of(self, index: int) -> float:
+        """Session time of device sample ``index``."""
+        keys = [a[0] for a in self._anchors]
+        i = max(0, bisect.bisect_right(keys, index) - 1)
+        a_idx, a_t = self._anchors[i]
+        return a_t + (index - a_idx) / self.rate
+
+    def chunks(self, chunk_samples: int = 512, poll_s: float = 0.1) -> Iterator[AudioChunk]:
+        """16 kHz chunks until ``stopped`` is set (and the ring is drained)."""
+        resampler = Resampler(self.rate, AUDIO_RATE)
+        n = chunk_samples
+        pending = np.zeros(0, np.float32)
+        out_index = 0  # 16 kHz samples yielded since raw_base
+        raw_base = raw_next = None
+        while True:
+            start, raw = self._ring.pop(0.0 if self.stopped.is_set() else poll_s)
+            if not len(raw):
+                if self.stopped.is_set():
+                    return
+                continue
+            if start != raw_next:
+                # First read, or the ring dropped audio we never saw: restart the timeline.
+                resampler = Resampler(self.rate, AUDIO_RATE)
+                pending = np.zeros(0, np.float32)
+                raw_base, out_index = start, 0
+            raw_next = start + len(raw)
+            pending = np.concatenate([pending, resampler.process(raw)])
+            while len(pending) >= n:
+                # Output sample j sits at device sample j * rate / 16000 (zero-phase filter).
+                t = self.time_of(raw_base + out_index * self.rate // AUDIO_RATE)
+                yield AudioChunk(t, pending[:n].copy(), self.name)
+                pending = pending[n:]
+                out_index += n
+
+
 class MicrophoneSource:
     """Live capture; iterate for chunks until ``stop()``. Use as a context manager."""
 
-    def __init__(self, config: MicrophoneConfig = MicrophoneConfig(), clock=None) -> None:
+    def __init__(self, config: MicrophoneConfig | None = None, clock=None) -> None:
         self.pyaudio = _pyaudio()
-        self.config = config
+        self.config = config or MicrophoneConfig()
         self.clock = clock or SessionClock()
-        self.stats = MicrophoneStats()
         self._pa = self.pyaudio.PyAudio()
         try:
-            self.device = choose_device(list_input_devices(self._pa), config.device)
+            self.device = choose_device(list_input_devices(self._pa), self.config.device)
+            self.rate = self._pick_rate()
         except AudioDeviceError:
             self._pa.terminate()
             raise
-        self.rate = self._pick_rate()
-        self._ring = _Ring(int(config.ring_seconds * self.rate))
-        self._anchors: list[tuple[int, float]] = []  # (device sample index, session time)
-        self._stop = threading.Event()
+        self.capture = CaptureBuffer(
+            self.rate,
+            self.clock,
+            self.config.ring_seconds,
+            overflow_flag=self.pyaudio.paInputOverflow,
+            name=f"mic:{self.device.name}",
+        )
         self._stream = None
+
+    @property
+    def stats(self) -> MicrophoneStats:
+        return self.capture.stats
 
     def _pick_rate(self) -> int:
         # Ask for 16 kHz first; many USB microphones only do 44.1/48 kHz, which we resample.
@@ -191,32 +271,13 @@ class MicrophoneSource:
                 return int(rate)
             except ValueError:
                 continue
-        self._pa.terminate()
         raise AudioDeviceError(
             f"audio input device {self.device} accepts none of 16000/44100/48000 Hz mono float32"
         )
 
-    # PortAudio's thread: copy, stamp, count; nothing that can block.
-    def _on_audio(self, in_data, frame_count, time_info, status):
-        if status & getattr(self.pyaudio, "paInputOverflow", 2):
-            self.stats.overflows += 1
-        x = np.frombuffer(in_data, np.float32)
-        start = self._ring.write
-        t_first = self.clock.now() - len(x) / self.rate
-        if not self._anchors or abs(self._time_of(start) - t_first) > _REANCHOR_S:
-            if self._anchors:
-                self.stats.reanchors += 1
-            self._anchors.append((start, t_first))
-            del self._anchors[:-64]
-        self.stats.dropped_samples += self._ring.push(x)
-        self.stats.captured_samples += len(x)
+    def _callback(self, in_data, frame_count, time_info, status):
+        self.capture.on_audio(in_data, frame_count, time_info, status)
         return None, self.pyaudio.paContinue
-
-    def _time_of(self, index: int) -> float:
-        keys = [a[0] for a in self._anchors]
-        i = max(0, bisect.bisect_right(keys, index) - 1)
-        a_idx, a_t = self._anchors[i]
-        return a_t + (index - a_idx) / self.rate
 
     def start(self) -> MicrophoneSource:
         try:
@@ -227,17 +288,17 @@ class MicrophoneSource:
                 input=True,
                 input_device_index=self.device.index,
                 frames_per_buffer=self.config.frames_per_buffer,
-                stream_callback=self._on_audio,
+                stream_callback=self._callback,
             )
         except OSError as e:
             raise AudioDeviceError(f"could not open audio input device {self.device}: {e}") from e
         return self
 
     def stop(self) -> None:
-        self._stop.set()
+        self.capture.stopped.set()
 
     def close(self) -> None:
-        self._stop.set()
+        self.capture.stopped.set()
         if self._stream is not None:
             self._stream.stop_stream()
             self._stream.close()
@@ -250,30 +311,5 @@ class MicrophoneSource:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def chunks(self, poll_s: float = 0.1) -> Iterator[AudioChunk]:
-        resampler = Resampler(self.rate, AUDIO_RATE)
-        n = self.config.chunk_samples
-        pending = np.zeros(0, np.float32)
-        out_index = 0  # 16 kHz samples yielded so far
-        raw_base = None  # device index of the first sample
-        raw_next = None
-        while not self._stop.is_set():
-            start, raw = self._ring.pop(poll_s)
-            if not len(raw):
-                continue
-            if start != raw_next:
-                # First read, or the ring dropped audio we never saw: restart the timeline.
-                resampler = Resampler(self.rate, AUDIO_RATE)
-                pending = np.zeros(0, np.float32)
-                raw_base, out_index = start, 0
-            raw_next = start + len(raw)
-            pending = np.concatenate([pending, resampler.process(raw)])
-            while len(pending) >= n:
-                # Output sample j sits at device sample j * rate / 16000 (zero-phase filter).
-                t = self._time_of(raw_base + out_index * self.rate // AUDIO_RATE)
-                yield AudioChunk(t, pending[:n].copy(), f"mic:{self.device.name}")
-                pending = pending[n:]
-                out_index += n
-
     def __iter__(self) -> Iterator[AudioChunk]:
-        return self.chunks()
+        return self.capture.chunks(self.config.chunk_samples)

@@ -5,7 +5,8 @@
 - Loudness: mean power of the active frames, dB re a full-scale RMS of 1.0 (a full-scale
   sine is -3.0 dB).
 - Speaking rate: syllable nuclei, as in de Jong & Wempe (2009): voiced intensity peaks with a
-  dip of at least 2 dB on either side, per second of speaking time (pauses excluded).
+  dip of at least 2 dB on either side, per second of speaking time (pauses excluded: the
+  articulation rate).
 - Pauses: runs of inactive frames (30 dB below the utterance's loud frames) of >= 150 ms.
 - Voice quality: cycle-by-cycle periods tracked by cross-correlation inside voiced runs,
   giving local jitter and shimmer as Praat defines them, and HNR from the normalized
@@ -35,6 +36,8 @@ class ProsodyConfig:
     floor_db: float = -60.0  # nothing below this is ever active (digital silence, hiss)
     min_pause_s: float = 0.15
     syllable_dip_db: float = 2.0
+    syllable_window_s: float = 0.020  # short: fast speech has nuclei ~120 ms apart
+    syllable_voicing_reach_s: float = 0.050  # a nucleus is voiced if voice is this near
     min_voice_cycles: int = 20  # fewer measured cycle pairs: no jitter/shimmer
     max_voice_cycles: int = 600  # bound the per-cycle loop on long utterances
     clip_level: float = 0.999
@@ -43,7 +46,7 @@ class ProsodyConfig:
 @dataclass(frozen=True)
 class ProsodyMeasures:
     duration_s: float
-    active_s: float  # time in non-pause frames
+    speaking_s: float  # first to last sounding frame, less the pauses
     voiced_s: float
     f0_mean_hz: float | None
     f0_range_st: float | None  # 5th to 95th percentile, semitones
@@ -125,11 +128,20 @@ def pitch_track(x: np.ndarray, config: ProsodyConfig = ProsodyConfig()) -> Pitch
     cmndf, power, rnorm = _yin(x, size, hop, tau_max)
     power_db = 10 * np.log10(power + 1e-12)
     seg = cmndf[:, tau_min : tau_max - 1]
-    # The first dip under the threshold, at its own minimum (YIN step 4).
-    local_min = (seg[:, 1:-1] <= seg[:, :-2]) & (seg[:, 1:-1] <= seg[:, 2:])
-    below = (seg[:, 1:-1] < c.yin_threshold) & local_min
-    has = below.any(axis=1)
-    first = np.where(has, below.argmax(axis=1), seg[:, 1:-1].argmin(axis=1)) + 1 + tau_min
+    # YIN step 4: the first dip under the threshold, at its own minimum. In noise no dip
+    # reaches the fixed threshold; then the threshold rises to just above the frame's best
+    # value, so the first period wins over its equally deep multiples (octave errors).
+    thr = np.maximum(c.yin_threshold, seg.min(axis=1) * 1.2 + 0.05)
+    below = seg < thr[:, None]
+    cross = below.argmax(axis=1)
+    reach = np.arange(int(np.ceil(0.25 * tau_max)) + 1)
+    lag = cross[:, None] + tau_min + reach[None, :]
+    window = np.where(
+        (reach[None, :] <= 0.25 * lag[:, :1]) & (lag < tau_max - 1),
+        seg[np.arange(len(seg))[:, None], np.minimum(lag, tau_max - 2) - tau_min],
+        np.inf,
+    )
+    first = np.clip(lag[np.arange(len(seg)), window.argmin(axis=1)], tau_min + 1, tau_max - 2)
     tau = _parabolic(cmndf, first)
     best = cmndf[np.arange(len(first)), first]
     active = power_db > max(c.floor_db, power_db.max() - c.active_range_db - 10)
@@ -188,8 +200,9 @@ def _semitones(f: np.ndarray) -> np.ndarray:
     return 12 * np.log2(f)
 
 
-def _syllables(power_db: np.ndarray, voiced: np.ndarray, active: np.ndarray, dip: float) -> int:
-    env = np.convolve(power_db, np.ones(3) / 3, mode="same")  # 30 ms smoothing
+def _syllables(env_db: np.ndarray, voiced: np.ndarray, active: np.ndarray, dip: float) -> int:
+    """Intensity peaks that are voiced, active, and separated by dips of >= ``dip`` dB."""
+    env = env_db
     peaks = (
         np.flatnonzero(
             (env[1:-1] > env[:-2]) & (env[1:-1] >= env[2:]) & active[1:-1] & voiced[1:-1]
@@ -207,6 +220,20 @@ def _syllables(power_db: np.ndarray, voiced: np.ndarray, active: np.ndarray, dip
         elif env[nxt] > env[cur]:
             cur = nxt  # same nucleus; keep its highest point
     return count + 1
+
+
+def _syllable_count(x: np.ndarray, track: PitchTrack, c: ProsodyConfig) -> int:
+    win = int(c.syllable_window_s * AUDIO_RATE)
+    fr = _frames(x, win, track.hop)
+    env = 10 * np.log10(np.mean(fr.astype(np.float64) ** 2, axis=1) + 1e-12)
+    n = min(len(env), len(track.f0))
+    env = env[:n]
+    reach = int(round(c.syllable_voicing_reach_s / c.hop_s))
+    # YIN drops voicing on short, fast vowels; a peak next to voiced frames still counts.
+    voiced = np.pad(track.f0[:n] > 0, reach)
+    near_voice = sliding_window_view(voiced, 2 * reach + 1).any(axis=1)
+    active = env > max(c.floor_db, np.percentile(env, 95) - c.active_range_db)
+    return _syllables(env, near_voice, active, c.syllable_dip_db)
 
 
 def _cycles(x: np.ndarray, track: PitchTrack, max_cycles: int) -> tuple[list, list]:
@@ -292,11 +319,14 @@ def measure(x: np.ndarray, config: ProsodyConfig = ProsodyConfig()) -> ProsodyMe
 
     # Pauses: inactive runs between the first and the last active frame.
     pauses = []
+    speaking_s = 0.0
     idx = np.flatnonzero(active)
     if len(idx):
         inner = ~active[idx[0] : idx[-1] + 1]
         pauses = [(b - a) * hop_s for a, b in _runs(inner) if (b - a) * hop_s >= c.min_pause_s]
-    active_s = float(active.sum() * hop_s)
+        # Articulation time: first to last sounding frame, less the pauses (stop closures
+        # and short dips inside words are speaking time).
+        speaking_s = float((idx[-1] - idx[0] + 1) * hop_s - sum(pauses))
 
     f0 = track.f0[voiced]
     f0_mean = f0_range = f0_std = None
@@ -312,9 +342,8 @@ def measure(x: np.ndarray, config: ProsodyConfig = ProsodyConfig()) -> ProsodyMe
         loudness = float(10 * np.log10(np.mean(10 ** (p / 10))))
         loudness_std = float(p.std())
 
-    syl = _syllables(power, voiced, active, c.syllable_dip_db)
-    speaking_s = max(active_s, 1e-9)
-    rate = syl / speaking_s if active_s >= 0.3 else None
+    syl = _syllable_count(x, track, c) if len(x) else 0
+    rate = syl / speaking_s if speaking_s >= 0.3 else None
 
     periods, amps = _cycles(x, track, c.max_voice_cycles)
     jitter, n_j = _local_perturbation(periods, 1.3)
@@ -329,7 +358,7 @@ def measure(x: np.ndarray, config: ProsodyConfig = ProsodyConfig()) -> ProsodyMe
         hnr = float(10 * np.log10(rm / (1 - rm)))
     return ProsodyMeasures(
         duration_s=duration,
-        active_s=active_s,
+        speaking_s=speaking_s,
         voiced_s=float(voiced.sum() * hop_s),
         f0_mean_hz=f0_mean,
         f0_range_st=f0_range,
