@@ -2,9 +2,9 @@
 
 The pure-Python ``tflite2onnx`` converts both (it moves them to NCHW layout and writes
 opset 11). We then raise the opset into the range the runtime accepts, give the graph's
-inputs and outputs the names in ``emolive.runtime.names``, and, for FaceMesh, free the batch
-axis so several faces run in one call (the graph has no shape-fixing op; BlazeFace's output
-Reshapes pin its batch to 1, so it stays fixed).
+inputs and outputs the names in ``emolive.runtime.names``, rewrite PRelu into ops ONNX
+Runtime runs fast, and, for FaceMesh, free the batch axis so several faces run in one call
+(the graph has no shape-fixing op; BlazeFace's output Reshapes pin its batch to 1).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
-from onnx import version_converter
+from onnx import helper, numpy_helper, version_converter
 
 from emolive.runtime.names import (
     FACE_DETECTOR_BOXES,
@@ -75,6 +76,47 @@ def _free_batch(model: onnx.ModelProto, axis: str) -> None:
     del model.graph.value_info[:]
 
 
+def prelu_as_elementwise(model: onnx.ModelProto) -> int:
+    """Replace every PRelu (per-channel slope s) by cheaper equivalents; returns the count.
+
+    ONNX Runtime's CPU PRelu takes a slow broadcasting path and breaks its blocked (NCHWc)
+    conv layout: in FaceMesh the 23 PRelus cost ~2/3 of the run time. Exact rewrites:
+    ``Max(x, s*x)`` when every s <= 1, else ``x + (s - 1) * Min(x, 0)``.
+    """
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    nodes, count = [], 0
+    for node in graph.node:
+        if node.op_type != "PRelu" or node.input[1] not in inits:
+            nodes.append(node)
+            continue
+        x, slope_name = node.input
+        y = node.output[0]
+        slope = numpy_helper.to_array(inits[slope_name]).astype(np.float32)
+        if slope.max() <= 1.0:
+            graph.initializer.append(numpy_helper.from_array(slope, f"{y}/slope"))
+            nodes += [
+                helper.make_node("Mul", [x, f"{y}/slope"], [f"{y}/sx"]),
+                helper.make_node("Max", [x, f"{y}/sx"], [y]),
+            ]
+        else:
+            graph.initializer.append(numpy_helper.from_array(slope - 1.0, f"{y}/slope_m1"))
+            graph.initializer.append(numpy_helper.from_array(np.zeros((), np.float32), f"{y}/zero"))
+            nodes += [
+                helper.make_node("Min", [x, f"{y}/zero"], [f"{y}/neg"]),
+                helper.make_node("Mul", [f"{y}/neg", f"{y}/slope_m1"], [f"{y}/neg_scaled"]),
+                helper.make_node("Add", [x, f"{y}/neg_scaled"], [y]),
+            ]
+        count += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for n in graph.node for i in n.input}
+    unused = [i for i in graph.initializer if i.name not in used]
+    for init in unused:
+        graph.initializer.remove(init)
+    return count
+
+
 def convert(tflite_path: Path | str, spec: TfliteGraphSpec, out: Path | str) -> Path:
     """Convert one tflite graph to ONNX at ``ONNX_OPSET`` with our tensor names."""
     import tflite2onnx
@@ -107,6 +149,7 @@ def convert(tflite_path: Path | str, spec: TfliteGraphSpec, out: Path | str) -> 
         _rename(graph, old, new)
     if spec.batch_axis:
         _free_batch(model, spec.batch_axis)
+    prelu_as_elementwise(model)
     model = version_converter.convert_version(model, ONNX_OPSET)
     model.producer_name = "emo-live (tflite2onnx 0.4.1)"
     try:

@@ -1,7 +1,8 @@
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
-from onnx import numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from emolive.export.checks import (
     CheckMedia,
@@ -11,7 +12,7 @@ from emolive.export.checks import (
     check_facemesh,
     find_faces,
 )
-from emolive.export.mediapipe import BLAZEFACE, FACEMESH, SOURCE, convert
+from emolive.export.mediapipe import BLAZEFACE, FACEMESH, SOURCE, convert, prelu_as_elementwise
 from emolive.export.sources import fetch
 from emolive.runtime.bundle import MAX_OPSET, MIN_OPSET, Bundle
 from emolive.runtime.names import (
@@ -29,8 +30,6 @@ from emolive.runtime.names import (
 # Fixtures: vision_graphs, detector, tiled_detector, landmarker, *_bgr images, media_bgr.
 pytest_plugins = ("tests.fixtures_vision",)
 
-pytestmark = pytest.mark.weights
-
 
 @pytest.fixture(scope="module")
 def mediapipe():
@@ -44,6 +43,7 @@ def few_frames(media_bgr, astronaut_bgr, multi_face_bgr) -> CheckMedia:
     return CheckMedia(frames, ["astronaut.png", "multi_face.jpg", *names])
 
 
+@pytest.mark.weights
 @pytest.mark.parametrize("spec", [BLAZEFACE, FACEMESH], ids=["blazeface", "facemesh"])
 def test_converted_graphs_have_our_names_and_a_supported_opset(mediapipe, spec, tmp_path):
     path = convert(mediapipe.path(spec.tflite_file), spec, tmp_path / "g.onnx")
@@ -57,6 +57,7 @@ def test_converted_graphs_have_our_names_and_a_supported_opset(mediapipe, spec, 
     assert (dims[0].dim_param or dims[0].dim_value) == (spec.batch_axis or 1)
 
 
+@pytest.mark.weights
 def test_bundle_records_graphs_attrs_checks_and_sources(vision_bundle):
     bundle = Bundle.open(vision_bundle)
     det, mesh, expr = (bundle.graph(n) for n in (FACE_DETECTOR, FACE_LANDMARKS, EXPRESSION))
@@ -74,6 +75,7 @@ def test_bundle_records_graphs_attrs_checks_and_sources(vision_bundle):
     assert {s["name"] for s in bundle.manifest["sources"]} >= {"fer", SOURCE}
 
 
+@pytest.mark.weights
 def test_blazeface_onnx_matches_the_tflite_on_real_photos(mediapipe, vision_graphs, few_frames):
     m = check_blazeface(
         FACE_DETECTOR,
@@ -86,6 +88,7 @@ def test_blazeface_onnx_matches_the_tflite_on_real_photos(mediapipe, vision_grap
     assert m["max_rel_diff.box_regressors"] < 1e-3
 
 
+@pytest.mark.weights
 def test_facemesh_onnx_matches_the_tflite_on_real_faces(
     mediapipe, vision_graphs, detector, few_frames
 ):
@@ -106,6 +109,7 @@ def test_facemesh_onnx_matches_the_tflite_on_real_faces(
     assert m["batch_vs_single_max_abs_diff"] < 1e-4
 
 
+@pytest.mark.weights
 def test_tflite_reference_itself_sees_a_face(mediapipe, detector, astronaut_bgr):
     # Guards the check's premise: the reference graph, fed like the runtime, finds her too.
     x, _ = detector.preprocess(astronaut_bgr)
@@ -113,6 +117,7 @@ def test_tflite_reference_itself_sees_a_face(mediapipe, detector, astronaut_bgr)
     assert logits.max() > 2.0
 
 
+@pytest.mark.weights
 def test_the_check_catches_a_damaged_conversion(mediapipe, vision_graphs, few_frames, tmp_path):
     model = onnx.load(str(vision_graphs[FACE_DETECTOR]))
     weights = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
@@ -125,3 +130,32 @@ def test_the_check_catches_a_damaged_conversion(mediapipe, vision_graphs, few_fr
         check_blazeface(FACE_DETECTOR, bad, mediapipe.path(BLAZEFACE.tflite_file), few_frames)
     assert err.value.graph == FACE_DETECTOR
     assert err.value.value > err.value.limit
+
+
+@pytest.mark.parametrize(
+    "slope", [[0.25, -0.5, 1.0], [0.25, 1.5, -1.1]], ids=["max", "min-mul-add"]
+)
+def test_prelu_rewrite_is_exact(slope, tmp_path):
+    s = np.array(slope, np.float32).reshape(1, 3, 1, 1)
+    graph = helper.make_graph(
+        [helper.make_node("PRelu", ["x", "s"], ["y"])],
+        "prelu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 4, 4])],
+        initializer=[numpy_helper.from_array(s, "s")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    assert prelu_as_elementwise(model) == 1
+    assert "PRelu" not in {n.op_type for n in model.graph.node}
+    assert "s" not in {i.name for i in model.graph.initializer}  # the old slope is dropped
+    onnx.checker.check_model(model)
+    x = np.random.default_rng(0).normal(size=(2, 3, 4, 4)).astype(np.float32)
+    got = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, np.where(x > 0, x, s * x), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.weights
+def test_converted_facemesh_has_no_prelu(vision_graphs):
+    ops = {n.op_type for n in onnx.load(str(vision_graphs[FACE_LANDMARKS])).graph.node}
+    assert "PRelu" not in ops and "Conv" in ops
