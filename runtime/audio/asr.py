@@ -34,8 +34,8 @@ class AsrConfig:
     compute_type: str = "int8"
     beam_size: int = 1
     window: str = "fit"  # "fit": sized to the utterance; "full": Whisper's 30 s, as trained
-    fit_step_s: float = 2.0
-    fit_margin_s: float = 1.0  # at least this much silence after the speech
+    fit_step_s: float = 1.0
+    fit_margin_s: float = 0.5  # at least this much silence after the speech
     max_piece_s: float = 28.0  # longer utterances are split into pieces of at most this
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0

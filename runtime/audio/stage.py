@@ -141,7 +141,7 @@ class AudioStage(Stage):
         self._buf_t: float | None = None  # session time of _buf[0]
         self._source = ""
         self._pending: list[tuple[SpeechSegment, float, tuple[str, ...]]] = []
-        self._warnings: list[str] = []
+        self._warnings: list[tuple[float, float, str]] = []  # (chunk start, end, what)
         self._count = 0
 
     # -- factories ------------------------------------------------------------------------
@@ -202,7 +202,8 @@ class AudioStage(Stage):
             # A NaN would poison the VAD's recurrent state for the rest of the stream.
             n = int(bad.sum())
             self.audio_stats.nonfinite_samples += n
-            self._warnings.append(f"{n} non-finite samples at t={chunk.t:.2f} s set to 0")
+            what = f"{n} non-finite samples at t={chunk.t:.2f} s set to 0"
+            self._warnings.append((chunk.t, chunk.end, what))
             x = np.where(bad, np.float32(0), x)
         return x
 
@@ -232,9 +233,7 @@ class AudioStage(Stage):
         self.audio_stats.frames += n
         self._buf = self._buf[n * FRAME :].copy()
         self._buf_t += n * FRAME / AUDIO_RATE
-        warnings = tuple(self._warnings)
-        self._warnings.clear()
-        self._pending += [(s, t_in, warnings) for s in done]
+        self._pending += [(s, t_in, self._claim_warnings(s)) for s in done]
         backlog = self._queue.qsize() > 0
         if self._pending and (not backlog or len(self._pending) >= self.config.max_batch):
             return self._analyze()
@@ -243,8 +242,15 @@ class AudioStage(Stage):
     def close(self):
         if self._buf_t is not None:
             end = self._buf_t + len(self._buf) / AUDIO_RATE
-            self._pending += [(s, time.perf_counter(), ()) for s in self.segmenter.flush(end)]
+            now = time.perf_counter()
+            self._pending += [(s, now, self._claim_warnings(s)) for s in self.segmenter.flush(end)]
         return self._analyze() if self._pending else None
+
+    def _claim_warnings(self, seg: SpeechSegment) -> tuple[str, ...]:
+        """Warnings about audio inside this utterance; older ones stay in the stats only."""
+        mine = tuple(w for a, b, w in self._warnings if a < seg.t_end and b > seg.t_start)
+        self._warnings = [(a, b, w) for a, b, w in self._warnings if b > seg.t_end]
+        return mine
 
     def _analyze(self) -> list[Utterance]:
         pending, self._pending = self._pending, []
