@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -96,9 +97,7 @@ def calibrate(
         )
     except (ValueError, MediaSplitError) as e:
         raise click.BadParameter(str(e)) from e
-    with click.progressbar(
-        length=len(STEPS), label="calibrate", file=click.get_text_stream("stderr")
-    ) as bar:
+    with click.progressbar(length=len(STEPS), label="calibrate", file=sys.stderr) as bar:
         done = []
 
         def on_step(name: str) -> None:
