@@ -49,8 +49,15 @@ from emolive.cli.common import default_bundle
 )
 @click.option("--threads", type=int, default=None, help="Threads per ONNX Runtime session.")
 @click.option("--max-faces", type=int, default=10, show_default=True)
+@click.option(
+    "--tiles",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="2: also search four overlapping tiles for small faces (group shots; slower).",
+)
 def run(source, bundle, jsonl, duration, every, no_audio, no_video, realtime, precision,
-        threads, max_faces) -> None:  # fmt: skip
+        threads, max_faces, tiles) -> None:  # fmt: skip
     """Run emotion recognition on a camera or file and emit readings as JSON lines.
 
     \b
@@ -72,7 +79,7 @@ def run(source, bundle, jsonl, duration, every, no_audio, no_video, realtime, pr
         duration=duration,
         realtime=realtime,
         every=every,
-        vision=VisionConfig(precision=precision, threads=threads, max_faces=max_faces),
+        vision=VisionConfig(precision=precision, threads=threads, max_faces=max_faces, tiles=tiles),
     )
     try:
         session = Session(config)

@@ -13,7 +13,7 @@ from emolive.runtime.media import Frame
 from emolive.runtime.readings import validate
 from emolive.runtime.session import Session, SessionConfig, SessionError
 from emolive.runtime.video import FrameError, SourceError, SyntheticVideo
-from emolive.runtime.vision.analyzer import FaceAnalyzer
+from emolive.runtime.vision.analyzer import FaceAnalyzer, VisionConfig
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,13 @@ def test_many_faces_in_one_frame(analyzer, media):
     tiled = np.concatenate([np.concatenate([image] * 2, 1)] * 2, 0)  # a crowd: 4x the faces
     events = analyzer.analyze(Frame(1.0, 1, tiled))
     assert len(events) <= 10  # capped by max_faces=10, never a crash
+
+
+def test_tiles_find_the_small_faces_of_a_group_shot(vision_bundle, media):
+    image = cv2.imread(str(media / "multi_face.jpg"))
+    tiled = FaceAnalyzer(Bundle.open(vision_bundle), VisionConfig(tiles=2))
+    events = tiled.analyze(Frame(0.0, 0, image))
+    assert len(events) == 5  # five people in the photo
 
 
 def test_bad_frames_are_named_errors(analyzer):
@@ -121,5 +128,7 @@ def test_cli_run_writes_jsonl(vision_bundle, media, tmp_path):
     assert len(lines) >= 70
     first = json.loads(lines[0])
     assert first["type"] == "expression" and first["schema_version"] == "1.0"
-    r = CliRunner().invoke(main, ["run", "--bundle", str(vision_bundle), "--source", "/nope.mp4", "--no-audio"])
+    r = CliRunner().invoke(
+        main, ["run", "--bundle", str(vision_bundle), "--source", "/nope.mp4", "--no-audio"]
+    )
     assert r.exit_code == 1 and "video file not found: /nope.mp4" in r.output
