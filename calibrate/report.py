@@ -110,6 +110,7 @@ def build_report(
     floors: Floors,
     config: dict,
     evaluation_frames: int,
+    gpu_prefer: dict[str, str],
 ) -> dict:
     fails = floor_failures(metrics, floors)
     graphs = {}
@@ -121,6 +122,7 @@ def build_report(
             "quantization": quantization[g],
             "floor_failures": fails[g],
             "passed": not fails[g],
+            "prefer": {"cpu": "int8" if latency[g]["int8_faster_on_cpu"] else "fp32", **gpu_prefer},
         }
     slower = [g for g in graphs if not latency[g]["int8_faster_on_cpu"]]
     notes = []
@@ -130,6 +132,12 @@ def build_report(
             f"fp32 on CPU for these graphs. These graphs are small; the Q/DQ int8 graphs are "
             f"for TensorRT (and CUDA), where int8 kernels pay off."
         )
+    notes.append(
+        "GPU preferences are set, not measured (no GPU here): "
+        + ", ".join(f"{device} {precision}" for device, precision in gpu_prefer.items())
+        + ". TensorRT compiles the Q/DQ graphs to int8 kernels; ONNX Runtime's CUDA provider "
+        "does not, so it keeps fp32."
+    )
     return {
         "emolive_version": emolive.__version__,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

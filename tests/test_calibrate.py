@@ -315,9 +315,12 @@ def test_report_says_when_int8_is_slower_on_cpu():
         floors=Floors(),
         config=QuantConfig().info(),
         evaluation_frames=2,
+        gpu_prefer={"tensorrt": "int8"},
     )
     assert report["passed"]
-    assert len(report["notes"]) == 1
+    assert report["graphs"][EXPRESSION]["prefer"] == {"cpu": "fp32", "tensorrt": "int8"}
+    assert report["graphs"][FACE_DETECTOR]["prefer"] == {"cpu": "int8", "tensorrt": "int8"}
+    assert len(report["notes"]) == 2 and "tensorrt int8" in report["notes"][1]
     assert "slower than fp32 on this CPU for expression, face_landmarks" in report["notes"][0]
     md = render_markdown(report)
     assert "| expression | 0.170 | 0.300 | 0.57x | fp32 (int8 is slower here) |" in md
