@@ -325,3 +325,21 @@ def test_report_says_when_int8_is_slower_on_cpu():
     md = render_markdown(report)
     assert "| expression | 0.170 | 0.300 | 0.57x | fp32 (int8 is slower here) |" in md
     assert "| face_detector | 2.000 | 1.000 | 2.00x | int8 |" in md
+
+
+def test_user_media_cannot_smuggle_an_evaluation_file_into_calibration(tmp_path, astronaut):
+    from emolive.calibrate.media import user_media
+
+    folder = tmp_path / "footage"
+    folder.mkdir()
+    with pytest.raises(MediaSplitError, match="empty"):
+        user_media([folder])
+    with pytest.raises(MediaSplitError, match="not found"):
+        user_media([tmp_path / "nope.mp4"])
+    (folder / "kiosk.jpg").write_bytes(b"not really a jpeg, but its own bytes")
+    mine = user_media([folder], every=3)
+    assert [(m.path(), m.every, m.is_video) for m in mine] == [(folder / "kiosk.jpg", 3, False)]
+    check_disjoint(mine, EVALUATION_MEDIA)
+    (folder / "renamed.png").write_bytes(astronaut.read_bytes())  # a held-out file, renamed
+    with pytest.raises(MediaSplitError, match="same file .*astronaut.png"):
+        check_disjoint(user_media([folder]), EVALUATION_MEDIA)
