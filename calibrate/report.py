@@ -130,7 +130,7 @@ def build_report(
         notes.append(
             f"INT8 is slower than fp32 on this CPU for {', '.join(slower)}: the bundle prefers "
             f"fp32 on CPU for these graphs. These graphs are small; the Q/DQ int8 graphs are "
-            f"for TensorRT (and CUDA), where int8 kernels pay off."
+            f"for TensorRT, where int8 kernels pay off."
         )
     notes.append(
         "GPU preferences are set, not measured (no GPU here): "
@@ -231,7 +231,9 @@ def render_markdown(report: dict) -> str:
             f"| {name} | {lat['fp32_ms']:.3f} | {lat['int8_ms']:.3f} | {lat['int8_speedup']:.2f}x"
             f" | {'int8' if lat['int8_faster_on_cpu'] else 'fp32 (int8 is slower here)'} |"
         )
-    lines += ["", *[f"**Note:** {n}" for n in report["notes"]], ""]
+    for note in report["notes"]:
+        lines += ["", f"**Note:** {note}"]
+    lines.append("")
     failing = {name: v["floor_failures"] for name, v in g.items() if v["floor_failures"]}
     lines += ["## Floors", ""]
     for key, value in report["floors"].items():
