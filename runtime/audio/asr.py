@@ -3,10 +3,10 @@
 faster-whisper's own ``transcribe`` pads every input to Whisper's 30 s window, so a 3 s
 utterance pays for 30 s of encoder work. CTranslate2's Whisper encoder accepts shorter
 mel inputs, so ``window="fit"`` sizes the window to the utterance (rounded up to
-``fit_step_s`` to keep shapes few): about 4x less work on short utterances, with the same
-transcript on the benchmark's sentences (benchmarks/audio.py measures both). Several
-utterances (or the pieces of one longer than the window) go through the encoder and decoder
-as one batch.
+``fit_step_s`` to keep shapes few): about 4x less work on short utterances, at the same word
+error rate on the benchmark's sentences (benchmarks/audio.py measures both). Utterances
+(or the pieces of one longer than the window) that share a window size go through the
+encoder and decoder as one batch.
 
 The model loads from a local folder only (a bundle's ``asr/`` or the fetched source); the
 hub is never asked.
@@ -134,17 +134,16 @@ class WhisperTranscriber:
         mel = self.features(samples.astype(np.float32, copy=False))[:, :frames]
         return np.pad(mel, ((0, 0), (0, frames - mel.shape[1])))
 
-    def _run(self, pieces: list[np.ndarray]) -> list[tuple[str, float, float, float]]:
-        """(text, avg_logprob, no_speech_prob, window_s) per piece, one batch."""
-        longest = max(len(p) for p in pieces) / AUDIO_RATE
-        frames = self.window_frames(longest)
+    def _run(self, pieces: list[np.ndarray], frames: int) -> list[tuple[str, float, float, float]]:
+        """(text, avg_logprob, no_speech_prob, window_s) per piece: one batch, one window."""
         mel = np.stack([self._mel(p, frames) for p in pieces])
+        window_s = frames / _FRAMES_PER_S
         c = self.config
         result = self.model.model.generate(
             self._ct2.StorageView.from_array(np.ascontiguousarray(mel, dtype=np.float32)),
             [self.prompt] * len(pieces),
             beam_size=c.beam_size,
-            max_length=min(448, len(self.prompt) + 10 + int(c.tokens_per_s * longest)),
+            max_length=min(448, len(self.prompt) + 10 + int(c.tokens_per_s * window_s)),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
@@ -160,7 +159,7 @@ class WhisperTranscriber:
                 text = ""
             if not any(ch.isalnum() for ch in text):
                 text = ""  # " . . ." is what Whisper writes for noise
-            out.append((text, float(avg_logprob), float(r.no_speech_prob), frames / _FRAMES_PER_S))
+            out.append((text, float(avg_logprob), float(r.no_speech_prob), window_s))
         return out
 
     def transcribe_batch(self, utterances: list[np.ndarray]) -> list[Transcript]:
@@ -175,7 +174,14 @@ class WhisperTranscriber:
             for p in split_for_asr(u, self.config.max_piece_s):
                 pieces.append(p)
                 owner.append(i)
-        results = self._run(pieces)
+        # Batch only pieces that share a window: padding one to another's window would
+        # change its transcript, and batching must not.
+        windows = [self.window_frames(len(p) / AUDIO_RATE) for p in pieces]
+        results: list = [None] * len(pieces)
+        for w in sorted(set(windows)):
+            idx = [k for k, wk in enumerate(windows) if wk == w]
+            for k, r in zip(idx, self._run([pieces[k] for k in idx], w), strict=True):
+                results[k] = r
         grouped: list[list[tuple]] = [[] for _ in utterances]
         for i, r in zip(owner, results, strict=True):
             grouped[i].append(r)

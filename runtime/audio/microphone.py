@@ -13,6 +13,9 @@ than ``_REANCHOR_S`` (an overflow, or a device clock that runs fast or slow).
 from __future__ import annotations
 
 import bisect
+import contextlib
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,10 +69,38 @@ def _pyaudio():
     return pyaudio
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hide what ALSA/JACK print straight to fd 2 while PortAudio probes devices.
+
+    PortAudio reports real failures through its return codes (raised by PyAudio); the text
+    ALSA writes while probing absent cards would only bury our own error message.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (pytest capture, services)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def open_portaudio():
+    with _quiet_native_stderr():
+        return _pyaudio().PyAudio()
+
+
 def list_input_devices(pa=None) -> list[InputDevice]:
     """The input devices PortAudio sees; empty when there is no microphone."""
     own = pa is None
-    pa = pa or _pyaudio().PyAudio()
+    pa = pa or open_portaudio()
     try:
         try:
             default = pa.get_default_input_device_info()["index"]
@@ -238,7 +269,7 @@ class MicrophoneSource:
         self.pyaudio = _pyaudio()
         self.config = config or MicrophoneConfig()
         self.clock = clock or SessionClock()
-        self._pa = self.pyaudio.PyAudio()
+        self._pa = open_portaudio()
         try:
             self.device = choose_device(list_input_devices(self._pa), self.config.device)
             self.rate = self._pick_rate()
