@@ -21,13 +21,13 @@ def test_sentences_are_transcribed(transcriber):
     for s in SENTENCES[1:]:
         t = transcriber.transcribe(speak(s))
         assert word_error_rate(s, t.text) <= 0.2, t.text
-        assert t.pieces == 1 and t.window_s < 6.0  # fitted, not Whisper's 30 s
+        assert t.pieces == 1 and t.window_s <= 8.0  # fitted, not Whisper's 30 s
 
 
 def test_fitted_window_agrees_with_the_full_window(transcriber):
     full = WhisperTranscriber(whisper_dir(), AsrConfig(window="full"))
     x = speak(SENTENCES[2])
-    assert transcriber.window_frames(len(x) / AUDIO_RATE) < 600
+    assert transcriber.window_frames(len(x) / AUDIO_RATE) <= 800
     assert full.window_frames(len(x) / AUDIO_RATE) == 3000
     assert word_error_rate(full.transcribe(x).text, transcriber.transcribe(x).text) <= 0.2
 

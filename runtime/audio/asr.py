@@ -25,7 +25,8 @@ from emolive.runtime.audio.errors import AudioDependencyError, missing_audio_ext
 from emolive.runtime.media import AUDIO_RATE
 
 WHISPER_MAX_S = 30.0  # the encoder's positional embeddings cover 30 s (1500 x 20 ms)
-_FRAMES_PER_S = 100  # mel frames per second (hop 160 at 16 kHz)
+_FRAMES_PER_S = 100  # mel frames per second
+_HOP = AUDIO_RATE // _FRAMES_PER_S
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,15 @@ class AsrConfig:
     beam_size: int = 1
     window: str = "fit"  # "fit": sized to the utterance; "full": Whisper's 30 s, as trained
     fit_step_s: float = 1.0
-    fit_margin_s: float = 0.5  # at least this much silence after the speech
+    # At least this much silence after the speech: with less, Whisper takes the window's
+    # end for speech cut short and repeats itself (benchmarks/audio.py: WER 32% at 0.5 s,
+    # 9% at 3 s on VAD-cut utterances, for ~5% more time).
+    fit_margin_s: float = 3.0
     max_piece_s: float = 28.0  # longer utterances are split into pieces of at most this
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
-    tokens_per_s: float = 8.0  # decode budget: fast speech is ~5 tokens/s
+    no_speech_certain: float = 0.9  # above this, no text whatever the decode (its "you")
+    tokens_per_s: float = 8.0  # decode budget per second of audio: fast speech is ~6
 
     def __post_init__(self) -> None:
         if self.window not in ("fit", "full"):
@@ -131,19 +136,26 @@ class WhisperTranscriber:
         return int(min(WHISPER_MAX_S, s) * _FRAMES_PER_S)
 
     def _mel(self, samples: np.ndarray, frames: int) -> np.ndarray:
-        mel = self.features(samples.astype(np.float32, copy=False))[:, :frames]
-        return np.pad(mel, ((0, 0), (0, frames - mel.shape[1])))
+        # Pad the audio, not the mel: zeros in normalized log-mel are not silence, and the
+        # decoder reads them as more speech (it repeats the sentence). Whisper itself pads
+        # the waveform.
+        n = frames * _HOP
+        x = np.zeros(n, np.float32)
+        x[: min(n, len(samples))] = samples[:n]
+        return self.features(x, padding=0)[:, :frames]
 
     def _run(self, pieces: list[np.ndarray], frames: int) -> list[tuple[str, float, float, float]]:
         """(text, avg_logprob, no_speech_prob, window_s) per piece: one batch, one window."""
         mel = np.stack([self._mel(p, frames) for p in pieces])
         window_s = frames / _FRAMES_PER_S
+        longest_s = max(len(p) for p in pieces) / AUDIO_RATE
         c = self.config
         result = self.model.model.generate(
             self._ct2.StorageView.from_array(np.ascontiguousarray(mel, dtype=np.float32)),
             [self.prompt] * len(pieces),
             beam_size=c.beam_size,
-            max_length=min(448, len(self.prompt) + 10 + int(c.tokens_per_s * window_s)),
+            # A budget from the speech's length: a decode that loops stops early.
+            max_length=min(448, len(self.prompt) + 10 + int(c.tokens_per_s * longest_s)),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
@@ -155,7 +167,8 @@ class WhisperTranscriber:
             avg_logprob = r.scores[0] / (len(tokens) + 1) if r.scores else 0.0
             text = self.tokenizer.decode(tokens).strip()
             # Whisper's own rule: silence-like audio with an unsure decode is no speech.
-            if r.no_speech_prob > c.no_speech_threshold and avg_logprob < c.logprob_threshold:
+            unsure = r.no_speech_prob > c.no_speech_threshold and avg_logprob < c.logprob_threshold
+            if unsure or r.no_speech_prob > c.no_speech_certain:
                 text = ""
             if not any(ch.isalnum() for ch in text):
                 text = ""  # " . . ." is what Whisper writes for noise
