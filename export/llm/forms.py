@@ -1,0 +1,97 @@
+"""The weight forms the bundle carries the LLM in (FACTS.md measured why these three).
+
+* ``fp32``: the dequantized GGUF weights as they are; the reference.
+* ``int8``: 8-bit MatMulNBits, blocks of 32, accuracy_level 4 (int8 activations). Layers are
+  re-quantized from the dequantized Q4_1 values, which sit on the 8-bit grid almost exactly;
+  the lm_head (GGUF Q8_0) maps exactly. Plain dynamic INT8 and static Q/DQ lost 10x more
+  perplexity (per-tensor activation scales), so they are not built.
+* ``int4``: the GGUF's own Q4_1 blocks with their float minimum kept exactly (integer zero
+  point + remainder term, see quant.py), lm_head as in int8. For a model with no GGUF blocks
+  (tiny test models) the Q4_1 blocks are made with ggml's quantizer first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from emolive.export.llm.graph import DecoderShape, DecoderWeights, LayerWeights, Linear
+from emolive.export.llm.quant import (
+    Q41Blocks,
+    q4_1_exact,
+    q4_1_from_float,
+    q8_0_exact,
+    quantize_blocks,
+)
+
+PRECISIONS = ("fp32", "int8", "int4")
+DEFAULT_ACCURACY_LEVEL = {"fp32": 0, "int8": 4, "int4": 4}
+_LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
+_HF = {
+    "q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
+    "o": "self_attn.o_proj", "gate": "mlp.gate_proj", "up": "mlp.up_proj",
+    "down": "mlp.down_proj",
+}  # fmt: skip
+
+
+def _layer_key(i: int, which: str) -> str:
+    return f"model.layers.{i}.{_HF[which]}.weight"
+
+
+def decoder_weights(
+    shape: DecoderShape,
+    sd: dict[str, np.ndarray],
+    precision: str,
+    q4_1: dict[str, Q41Blocks] | None = None,
+    q8_0_embed: tuple[np.ndarray, np.ndarray] | None = None,
+    accuracy_level: int | None = None,
+) -> DecoderWeights:
+    """Weights of one form, from a numpy state dict (+ the GGUF blocks when there are some)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown LLM weight form {precision!r}; choose {', '.join(PRECISIONS)}")
+    acc = DEFAULT_ACCURACY_LEVEL[precision] if accuracy_level is None else accuracy_level
+
+    def blocks(key: str) -> Q41Blocks:
+        if q4_1 is not None:
+            return q4_1[key]
+        return q4_1_from_float(sd[key])
+
+    convert: Callable[[list[str]], Linear]
+    if precision == "fp32":
+
+        def convert(keys: list[str]) -> Linear:
+            return np.concatenate([sd[k] for k in keys]) if len(keys) > 1 else sd[keys[0]]
+
+    elif precision == "int8":
+
+        def convert(keys: list[str]) -> Linear:
+            w = np.concatenate([sd[k] for k in keys]) if len(keys) > 1 else sd[keys[0]]
+            return quantize_blocks(w, bits=8, block=32)
+
+    else:
+
+        def convert(keys: list[str]) -> Linear:
+            return q4_1_exact(Q41Blocks.concat([blocks(k) for k in keys]))
+
+    layers = []
+    for i in range(shape.layers):
+        layers.append(
+            LayerWeights(
+                input_norm=sd[f"model.layers.{i}.input_layernorm.weight"],
+                qkv=convert([_layer_key(i, w) for w in ("q", "k", "v")]),
+                o=convert([_layer_key(i, "o")]),
+                post_norm=sd[f"model.layers.{i}.post_attention_layernorm.weight"],
+                gate=convert([_layer_key(i, "gate")]),
+                up=convert([_layer_key(i, "up")]),
+                down=convert([_layer_key(i, "down")]),
+            )
+        )
+    head = sd["lm_head.weight"]
+    if precision == "fp32":
+        lm_head: Linear = head
+    elif q8_0_embed is not None and np.array_equal(head, sd["model.embed_tokens.weight"]):
+        lm_head = q8_0_exact(*q8_0_embed)
+    else:
+        lm_head = quantize_blocks(head, bits=8, block=32)
+    return DecoderWeights(layers, sd["model.norm.weight"], lm_head, accuracy_level=acc)

@@ -1,0 +1,187 @@
+"""One decoder graph run step by step, with its KV cache in preallocated buffers.
+
+The cache is one ``[1, kv_heads, max_context, head_dim]`` buffer per layer for keys and one
+for values, allocated once and bound with IOBinding as both the graph's ``past_key_values``
+input and its ``present`` output. GroupQueryAttention writes each new token's keys in place,
+so nothing is concatenated or copied per token. The attention mask's length is the number of
+tokens in the cache; ``truncate`` rewinds it, which is how a shared prompt prefix is reused
+(label scoring, content-free calibration prompts): later tokens simply overwrite the old ones.
+
+Token embedding happens here, from the bundle's embedding table, so text tokens and modality
+embeddings (affectgpt profile) meet in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from emolive.runtime.backends.ort import OrtGraph
+from emolive.runtime.names import (
+    ATTENTION_MASK,
+    INPUTS_EMBEDS,
+    LOGITS,
+    past_key,
+    past_value,
+    present_key,
+    present_value,
+)
+
+
+class ContextOverflow(ValueError):
+    """More tokens than the KV cache holds."""
+
+
+@dataclass(frozen=True)
+class DecoderLayout:
+    """The decoder's sizes, as the bundle manifest records them (graph attrs)."""
+
+    layers: int
+    kv_heads: int
+    head_dim: int
+    hidden: int
+    vocab: int
+
+    @classmethod
+    def from_attrs(cls, attrs: dict, where: str = "llm_decoder attrs") -> DecoderLayout:
+        try:
+            return cls(**{f: int(attrs[f]) for f in cls.__dataclass_fields__})
+        except KeyError as e:
+            raise ValueError(f"{where}: missing decoder size {e.args[0]!r}") from e
+
+
+class DecoderSession:
+    """Prefill and decode one sequence through a decoder graph (batch 1)."""
+
+    def __init__(
+        self,
+        graph: Path | str,
+        embeddings: np.ndarray,
+        layout: DecoderLayout,
+        max_context: int = 1024,
+        threads: int | None = None,
+        precision: str = "fp32",
+    ):
+        if embeddings.ndim != 2 or embeddings.shape[1] != layout.hidden:
+            raise ValueError(
+                f"embedding table has shape {embeddings.shape}, the decoder wants "
+                f"[vocab, {layout.hidden}]"
+            )
+        self.layout = layout
+        self.max_context = int(max_context)
+        self.embeddings = embeddings
+        self.graph = OrtGraph(Path(graph), precision, device="cpu", threads=threads)
+        self.session = self.graph.session
+        self._check_io()
+        shape = (1, layout.kv_heads, self.max_context, layout.head_dim)
+        # numpy owns the memory; the OrtValues are views of it (zeros: never-written slots
+        # are never read, but stay finite if a kernel touches them).
+        self._kv = [np.zeros(shape, np.float32) for _ in range(2 * layout.layers)]
+        self._kv_values = [ort.OrtValue.ortvalue_from_numpy(a) for a in self._kv]
+        self._mask = np.ones((1, self.max_context), np.int64)
+        self._step_logits = np.empty((1, 1, layout.vocab), np.float32)
+        self._step_logits_value = ort.OrtValue.ortvalue_from_numpy(self._step_logits)
+        self._binding = self.session.io_binding()
+        for i in range(layout.layers):
+            for j, (past, present) in enumerate(
+                ((past_key(i), present_key(i)), (past_value(i), present_value(i)))
+            ):
+                value = self._kv_values[2 * i + j]
+                self._binding.bind_ortvalue_input(past, value)
+                self._binding.bind_ortvalue_output(present, value)
+        self.length = 0
+        self._tokens: list[int | None] = []  # what each cache slot holds (None: an embedding)
+
+    def _check_io(self) -> None:
+        want_in = {INPUTS_EMBEDS, ATTENTION_MASK}
+        want_out = {LOGITS}
+        for i in range(self.layout.layers):
+            want_in |= {past_key(i), past_value(i)}
+            want_out |= {present_key(i), present_value(i)}
+        have_in = set(self.graph.input_names)
+        have_out = set(self.graph.output_names)
+        if have_in != want_in or not want_out <= have_out:
+            raise ValueError(
+                f"{self.graph.path}: not a decoder graph for this layout; inputs differ by "
+                f"{sorted(have_in ^ want_in)}, missing outputs {sorted(want_out - have_out)}"
+            )
+
+    @property
+    def room(self) -> int:
+        return self.max_context - self.length
+
+    def reset(self) -> None:
+        self.length = 0
+        self._tokens.clear()
+
+    @property
+    def tokens(self) -> list[int | None]:
+        return self._tokens[: self.length]
+
+    def truncate(self, length: int) -> None:
+        """Forget every token after the first ``length`` (their slots get overwritten)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot truncate a cache of {self.length} tokens to {length}")
+        self.length = length
+        del self._tokens[length:]
+
+    def prefill_reusing(self, token_ids: Sequence[int]) -> np.ndarray:
+        """Make the cache hold exactly ``token_ids``, reusing the prefix it already holds.
+
+        Returns the logits of the tokens that had to be run (at least the last one).
+        """
+        ids = [int(t) for t in token_ids]
+        if not ids:
+            raise ValueError("prefill needs at least one token")
+        same = 0
+        for cached, new in zip(self.tokens, ids, strict=False):
+            if cached != new:
+                break
+            same += 1
+        self.truncate(min(same, len(ids) - 1))
+        return self.forward(ids[self.length :])
+
+    def embed(self, token_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.embeddings.shape[0]):
+            raise ValueError(f"token id outside the vocabulary of {self.embeddings.shape[0]}")
+        return np.asarray(self.embeddings[ids], dtype=np.float32)
+
+    def forward(self, token_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Append tokens to the cache; returns their logits [n, vocab] (a fresh array)."""
+        ids = [int(t) for t in np.asarray(token_ids).reshape(-1)]
+        return self.forward_embeds(self.embed(ids), ids)
+
+    def forward_embeds(self, embeds: np.ndarray, token_ids: list[int] | None = None) -> np.ndarray:
+        """Append embedded positions (e.g. modality tokens); ``token_ids`` if they are text."""
+        n = int(embeds.shape[0])
+        if n == 0:
+            raise ValueError("forward needs at least one token")
+        if n > self.room:
+            raise ContextOverflow(
+                f"{n} more tokens do not fit: {self.length} of {self.max_context} cache slots "
+                "are in use"
+            )
+        total = self.length + n
+        b = self._binding
+        b.bind_cpu_input(INPUTS_EMBEDS, np.ascontiguousarray(embeds[None], np.float32))
+        b.bind_cpu_input(ATTENTION_MASK, self._mask[:, :total])
+        if n == 1:
+            logits, value = self._step_logits, self._step_logits_value
+        else:
+            logits = np.empty((1, n, self.layout.vocab), np.float32)
+            value = ort.OrtValue.ortvalue_from_numpy(logits)
+        b.bind_ortvalue_output(LOGITS, value)
+        self.session.run_with_iobinding(b)
+        self.length = total
+        self._tokens.extend(token_ids if token_ids is not None else [None] * n)
+        return logits[0].copy() if n == 1 else logits[0]
+
+    def kv_snapshot(self, length: int | None = None) -> list[np.ndarray]:
+        """Copies of the cached keys/values [1, kv, length, d] (tests and debugging)."""
+        n = self.length if length is None else length
+        return [a[:, :, :n].copy() for a in self._kv]

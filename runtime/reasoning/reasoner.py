@@ -1,0 +1,220 @@
+"""The reasoning stage: clues in, one explained emotion reading out.
+
+    reading = Reasoner.from_bundle("bundle").reason({"visual": [...], "transcript": "..."})
+
+1. EmoPrompt renders the clues (prompt.py); the transcript is cut to the context budget
+   (its latest words kept) and the reading says so in ``notes``.
+2. The prompt runs once through the decoder; the system part's cache is kept across calls.
+3. Every label is scored as a continuation of the prompt (labels.py) and calibrated against
+   content-free prompts (computed once per label set). The label is the argmax of those
+   calibrated probabilities, never something the model writes.
+4. The model then explains the chosen label, streamed token by token, and the explanation is
+   checked against the clues (explain.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from emolive.runtime.bundle import Bundle
+from emolive.runtime.llm.generate import GenerationConfig, Token, generate
+from emolive.runtime.llm.model import Llm, LlmOptions
+from emolive.runtime.names import FER_LABELS
+from emolive.runtime.reasoning import prompt as emo
+from emolive.runtime.reasoning.clues import ClueError, Clues, EmptyClues
+from emolive.runtime.reasoning.explain import check_explanation, split_clauses
+from emolive.runtime.reasoning.labels import (
+    LabelSet,
+    calibrate,
+    distribution,
+    label_token_ids,
+    score_labels,
+)
+
+MIN_TRANSCRIPT_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class ReasonerConfig:
+    labels: tuple[str, ...] = FER_LABELS
+    calibrate: bool = True
+    explain: bool = True
+    max_explanation_tokens: int = 48
+    max_explanation_sentences: int = 2  # the first sentences cite clues; later ones ramble
+    top_p: float | None = None  # None: greedy explanation
+    temperature: float = 1.0
+    seed: int | None = 0
+    max_transcript_tokens: int = 256
+
+
+class Reasoner:
+    def __init__(self, llm: Llm, config: ReasonerConfig = ReasonerConfig()):
+        self.llm = llm
+        self.config = config
+        self.labels = LabelSet.parse(list(config.labels))
+        self._content_free: dict[tuple[str, ...], np.ndarray] = {}
+
+    @classmethod
+    def from_bundle(
+        cls,
+        bundle: Bundle | str,
+        config: ReasonerConfig = ReasonerConfig(),
+        options: LlmOptions | None = None,
+    ) -> Reasoner:
+        return cls(Llm.from_bundle(bundle, options or LlmOptions()), config)
+
+    # -- prompt ---------------------------------------------------------------------------
+
+    def _budget(self, labels: LabelSet, label_ids: list[list[int]]) -> int:
+        """Tokens the prompt may use: the cache less the label and explanation tokens."""
+        longest = max(len(ids) for ids in label_ids)
+        return (
+            self.llm.session.max_context
+            - longest
+            - len(self.llm.tokenizer.encode(emo.EXPLANATION_PREFIX))
+            - (self.config.max_explanation_tokens if self.config.explain else 0)
+            - 1
+        )
+
+    def _render(self, labels: LabelSet, clues: Clues, budget: int) -> tuple[list[int], list]:
+        tok = self.llm.tokenizer
+        notes: list[str] = []
+
+        def encode(transcript: str | None) -> list[int]:
+            msgs = emo.messages(labels, clues, transcript, tok.neutralize)
+            return tok.encode(tok.chat.render(msgs, prefill=emo.ANSWER_PREFIX))
+
+        ids = encode(clues.transcript or None)
+        if len(ids) <= budget:
+            return ids, notes
+        without = len(encode(None))
+        room = min(self.config.max_transcript_tokens, budget - without - 8)
+        if room < MIN_TRANSCRIPT_TOKENS:
+            raise ClueError(
+                f"the clues alone take {without} tokens; the context budget is {budget} "
+                "(give fewer or shorter clues, or a larger max_context)"
+            )
+        spoken = tok.encode(clues.transcript)
+        kept = "…" + tok.decode(spoken[-room:]).lstrip()
+        ids = encode(kept)
+        while len(ids) > budget and room > MIN_TRANSCRIPT_TOKENS:  # quoting can add tokens
+            room -= 8
+            kept = "…" + tok.decode(spoken[-room:]).lstrip()
+            ids = encode(kept)
+        notes.append(
+            f"transcript truncated to its last {room} of {len(spoken)} tokens to fit the "
+            f"context budget of {budget} prompt tokens"
+        )
+        return ids, notes
+
+    def _prefill(self, ids: list[int]) -> np.ndarray:
+        """Run the prompt, reusing the cached tokens it starts with; last position's logits."""
+        return self.llm.session.prefill_reusing(ids)[-1]
+
+    # -- scoring --------------------------------------------------------------------------
+
+    def _label_probs(self, labels: LabelSet, ids: list[int], label_ids) -> np.ndarray:
+        logits = self._prefill(ids)
+        return distribution(score_labels(self.llm.session, logits, label_ids))
+
+    def content_free(self, labels: LabelSet, label_ids) -> np.ndarray:
+        """Label distribution with no information (mean over the content-free fillers)."""
+        if labels.labels not in self._content_free:
+            tok = self.llm.tokenizer
+            probs = []
+            for filler in emo.CONTENT_FREE:
+                msgs = emo.messages(labels, emo.content_free_clues(filler), filler, tok.neutralize)
+                ids = tok.encode(tok.chat.render(msgs, prefill=emo.ANSWER_PREFIX))
+                probs.append(self._label_probs(labels, ids, label_ids))
+            self._content_free[labels.labels] = np.mean(probs, axis=0)
+        return self._content_free[labels.labels]
+
+    # -- the reading ----------------------------------------------------------------------
+
+    def reason(
+        self,
+        clues: Clues | Mapping,
+        labels: LabelSet | Sequence[str] | str | None = None,
+        on_token: Callable[[Token], None] | None = None,
+    ) -> dict:
+        t0 = time.perf_counter()
+        if not isinstance(clues, Clues):
+            clues = Clues.from_mapping(clues)
+        if clues.empty:
+            raise EmptyClues("the clue set is empty: give at least one visual, audio or text clue")
+        if labels is None:
+            labels = self.labels
+        elif not isinstance(labels, LabelSet):
+            labels = LabelSet.parse(labels)
+        tok = self.llm.tokenizer
+        label_ids = label_token_ids(tok, labels)
+        cf = self.content_free(labels, label_ids) if self.config.calibrate else None
+        t_cf = time.perf_counter()
+
+        ids, notes = self._render(labels, clues, self._budget(labels, label_ids))
+        raw = self._label_probs(labels, ids, label_ids)
+        probs = calibrate(raw, cf) if cf is not None else raw
+        t_labels = time.perf_counter()
+        top = int(np.argmax(probs))
+        label = labels.labels[top]
+
+        explanation, check = None, None
+        if self.config.explain:
+            session = self.llm.session
+            cont = tok.encode(" " + label) + tok.encode(emo.EXPLANATION_PREFIX)
+            logits = session.forward(cont)[-1]
+            gen = generate(
+                session,
+                tok,
+                logits,
+                GenerationConfig(
+                    max_new_tokens=self.config.max_explanation_tokens,
+                    top_p=self.config.top_p,
+                    temperature=self.config.temperature,
+                    seed=self.config.seed,
+                    stop_strings=("\n",),
+                    max_sentences=self.config.max_explanation_sentences,
+                ),
+                on_token,
+            )
+            said = gen.text.split("\n")[0].strip()
+            checked = check_explanation(said, label, clues, labels.labels)
+            if checked.fallback:
+                explanation = checked.text
+            elif not checked.removed or checked.removed[0]["text"] != split_clauses(said)[0]:
+                explanation = f"The person feels {label} because {checked.text}"
+            else:  # the clause that followed "because" was dropped
+                explanation = f"The person feels {label}. {checked.text}"
+            check = {**checked.report(), "stop_reason": gen.stop_reason}
+        t_end = time.perf_counter()
+        return {
+            "emotion": label,
+            "confidence": round(float(probs[top]), 4),
+            "scores": {
+                lab: round(float(p), 4) for lab, p in zip(labels.labels, probs, strict=True)
+            },
+            "explanation": explanation,
+            "clues": clues.as_reading(),
+            "modalities": clues.modalities(),
+            "llm": {
+                "calibrated": cf is not None,
+                "raw_scores": {
+                    lab: round(float(p), 4) for lab, p in zip(labels.labels, raw, strict=True)
+                },
+                "precision": self.llm.precision,
+                "prompt_tokens": len(ids),
+            },
+            "explanation_check": check,
+            "truncated": bool(notes),
+            "notes": notes,
+            "latency_ms": {
+                "calibration": round((t_cf - t0) * 1e3, 1),
+                "labels": round((t_labels - t_cf) * 1e3, 1),
+                "explanation": round((t_end - t_labels) * 1e3, 1),
+                "total": round((t_end - t0) * 1e3, 1),
+            },
+        }
