@@ -9,10 +9,10 @@ Measures, on one corpus in one run:
 - the whole stage's real-time factor (VAD + segmenter + prosody + ASR on one thread, ASR on
   ``--threads``), and per utterance the time from the end of speech to clues + transcript
   ready (the VAD's silence wait + the work),
-- optionally (``--live-seconds``) a real-time replay through the threaded stage, latency
-  measured on the session clock, queueing included.
+- a real-time replay (``--live-seconds``, 0 to skip) through the threaded stage, latency
+  measured on the session clock with queueing and the early ASR start: the live number.
 
-    python benchmarks/audio.py [--bundle bundles/lite] [--threads 2] [--live-seconds 40]
+    python benchmarks/audio.py [--bundle bundles/lite] [--threads 2] [--live-seconds 45]
 
 Needs espeak-ng (Debian) and emo-live[audio]. Writes benchmarks/results/audio.json and prints
 a Markdown table. Numbers move with machine load: the load average is recorded with them.
@@ -232,6 +232,8 @@ def bench_stage(vad_path, whisper_dir, stream, spans, threads) -> dict:
         "wer": round(corpus_wer(refs, hyps), 4) if len(out) == len(spans) else None,
         "rtf": round(wall / seconds, 4),
         "vad_ms_per_chunk": stage.audio_stats.as_dict()["vad_ms_per_frame"],
+        "early_asr_started": stage.audio_stats.early_started,
+        "early_asr_wasted": stage.audio_stats.early_wasted,
         "end_detect_ms": round(out[0].latency_ms["end_detect_ms"], 1) if out else None,
         "processing_ms_p50": pct(processing, 50),
         "processing_ms_p95": pct(processing, 95),
@@ -260,8 +262,12 @@ def bench_live(vad_path, whisper_dir, stream, seconds, threads) -> dict:
         "audio_s": round(len(stream) / AUDIO_RATE, 1),
         "utterances": len(got),
         "dropped_chunks": stage.stats.dropped,
+        "early_asr_started": stage.audio_stats.early_started,
+        "early_asr_wasted": stage.audio_stats.early_wasted,
+        "end_detect_ms": round(got[0].latency_ms["end_detect_ms"], 1) if got else None,
         "failure": str(stage.failure) if stage.failure else None,
         "ready_after_end_ms_p50": pct(ready, 50) if ready else None,
+        "ready_after_end_ms_p95": pct(ready, 95) if ready else None,
         "ready_after_end_ms_max": round(max(ready), 1) if ready else None,
     }
 
@@ -307,8 +313,8 @@ def table(r: dict) -> str:
     ]
     if "live" in r:
         lv = r["live"]
-        value = f"{lv['ready_after_end_ms_p50']} / {lv['ready_after_end_ms_max']}"
-        rows.append(("real-time replay", "speech end -> ready ms, p50 / max", value))
+        value = f"{lv['ready_after_end_ms_p50']} / {lv['ready_after_end_ms_p95']}"
+        rows.append(("real-time replay", "speech end -> ready ms, p50 / p95", value))
     lines = ["| step | measure | value |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
@@ -319,7 +325,9 @@ def main() -> None:
     ap.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: sources)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sentences", type=int, default=len(SENTENCES))
-    ap.add_argument("--live-seconds", type=float, default=0.0, help="real-time replay length")
+    ap.add_argument(
+        "--live-seconds", type=float, default=45.0, help="real-time replay length (0: none)"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
@@ -368,12 +376,12 @@ def main() -> None:
         print(f"real-time replay, {args.live_seconds:.0f} s ...", flush=True)
         results["live"] = bench_live(vad_path, whisper_dir, stream, args.live_seconds, args.threads)
     st = results["stage"]
-    results["meets"] = {
-        "stage_rtf": st["rtf"] <= TARGET_RTF,
-        "ready_after_end_p95": st["ready_after_end_ms_p95"] <= TARGET_READY_MS,
-        # The VAD's silence wait is a setting (min_silence_ms); the work after it is not.
-        "end_detected_to_ready_p95": st["processing_ms_p95"] <= TARGET_READY_MS,
-    }
+    results["meets"] = {"stage_rtf": st["rtf"] <= TARGET_RTF}
+    if "live" in results and results["live"]["ready_after_end_ms_p95"] is not None:
+        # Only the real-time replay shows the early ASR start: run inline, the stream
+        # outruns the clock and the early start has no head start.
+        ok = results["live"]["ready_after_end_ms_p95"] <= TARGET_READY_MS
+        results["meets"]["ready_after_end_p95_live"] = ok
     results["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -225,3 +225,51 @@ def test_config_is_checked():
         AudioStageConfig(max_batch=0)
     with pytest.raises(ValueError, match="unique"):
         make_stage(extra=[ProsodyAnalyzer()])
+
+
+class CountingTranscript:
+    """A pure analyzer that records what it was run on."""
+
+    name = "transcript"
+    pure = True
+
+    def __init__(self):
+        self.seen = []
+
+    def analyze(self, segments):
+        self.seen += [len(s.samples) for s in segments]
+        return [f"{len(s.samples)} samples" for s in segments]
+
+
+def test_pure_analyzers_start_before_the_end_is_decided(talk, transcriber):
+    x, _ = talk
+    early = make_stage(transcriber)
+    late = make_stage(transcriber, config=AudioStageConfig(start_early=False))
+    a = early.run_inline(SyntheticAudioSource(x))
+    b = late.run_inline(SyntheticAudioSource(x))
+    assert [u.transcript.text for u in a] == [u.transcript.text for u in b]
+    assert early.audio_stats.early_started >= 3 and late.audio_stats.early_started == 0
+    assert early.audio_stats.early_wasted == early.audio_stats.early_started - 3
+
+
+def test_an_early_run_is_dropped_when_speech_resumes():
+    from emolive.runtime.audio.speculation import Speculator
+    from emolive.runtime.audio.utterances import SegmenterConfig, UtteranceSegmenter
+    from emolive.runtime.audio.vad import FRAME, FRAME_S
+
+    counting = CountingTranscript()
+    spec = Speculator([ProsodyAnalyzer(), counting])
+    assert [a.name for a in spec.analyzers] == ["transcript"]  # prosody is not pure
+    seg = UtteranceSegmenter(SegmenterConfig(min_silence_ms=250, speech_pad_ms=96))
+    probs = [0.9] * 20 + [0.0] * 4 + [0.9] * 10 + [0.0] * 10  # a 128 ms pause, then more
+    finished = []
+    for i, p in enumerate(probs):
+        finished += seg.push(i * FRAME_S, np.zeros(FRAME, np.float32), p)
+        if seg.pause_frames == seg.pad_frames:
+            spec.offer(seg.peek())
+    assert spec.started == 2 and len(finished) == 1
+    got = spec.take(finished[0])
+    assert got["transcript"][0] == f"{len(finished[0].samples)} samples"
+    assert spec.used == 1 and spec.wasted == 1
+    spec.close()
+    assert counting.seen == [(20 + 3) * FRAME, len(finished[0].samples)]

@@ -1,7 +1,8 @@
 """What the audio stage runs on each utterance: one small protocol, three analyzers.
 
 An analyzer takes a batch of ``SpeechSegment`` s and returns one result per segment; the stage
-stores it on the ``Utterance`` under the analyzer's ``name`` and times it. Prosody and ASR
+stores it on the ``Utterance`` under the analyzer's ``name`` and times it. A ``pure`` one
+(result from the samples alone) may be started before the utterance's end is decided. Prosody and ASR
 are analyzers; the affectgpt profile's learned audio encoder (HuBERT-style, exported to ONNX)
 plugs in as one more, ``AudioEmbeddingAnalyzer``, with no change to the stage.
 """
@@ -24,6 +25,9 @@ AUDIO_EMBEDDING = "audio_embedding"
 
 class UtteranceAnalyzer(Protocol):
     name: str
+    # True when the result depends on the samples alone: the stage may then run it early,
+    # before the utterance's end is decided (speculation.py), and drop it if speech resumes.
+    pure: bool
 
     def analyze(self, segments: list[SpeechSegment]) -> list[Any]: ...
 
@@ -32,6 +36,7 @@ class ProsodyAnalyzer:
     """Prosody measures and clues, relative to the running baseline of this stage's speaker."""
 
     name = PROSODY
+    pure = False  # compares with, then updates, the speaker's baseline: in order, once
 
     def __init__(
         self, config: ProsodyConfig | None = None, describer: ProsodyDescriber | None = None
@@ -46,6 +51,7 @@ class ProsodyAnalyzer:
 
 class TranscriptAnalyzer:
     name = TRANSCRIPT
+    pure = True
 
     def __init__(self, transcriber: WhisperTranscriber) -> None:
         self.transcriber = transcriber
@@ -75,6 +81,7 @@ class AudioEmbeddingAnalyzer:
         self.output_name = output_name
         self.name = name
         self.normalize = normalize
+        self.pure = True
 
     def analyze(self, segments: list[SpeechSegment]) -> list[Any]:
         out = []

@@ -6,9 +6,11 @@ adds) and emit one ``Utterance``. Feeding: ``stage.put(chunk)`` from any source 
 is deep enough for seconds of audio, since dropped audio would break utterances); reading:
 ``stage.connect(callback)``.
 
-When chunks are waiting in the queue (a file read faster than real time, or a backlog after
-a slow step), finished utterances are held and analysed together, up to ``max_batch``: the
-ASR batches them. Live, the queue is empty and every utterance is analysed at once.
+Live (queue empty), the pure analyzers (ASR) start on a worker thread as soon as an
+utterance's samples are final, while the VAD still waits out the pause that ends it
+(speculation.py); prosody runs when the end is decided. When chunks are waiting in the queue
+(a file read faster than real time, or a backlog), finished utterances are held and analysed
+together, up to ``max_batch``, and the ASR batches them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from emolive.runtime.audio.analyzers import (
 from emolive.runtime.audio.asr import AsrConfig, Transcript, WhisperTranscriber
 from emolive.runtime.audio.clues import ProsodyClues
 from emolive.runtime.audio.prosody import ProsodyConfig
+from emolive.runtime.audio.speculation import Speculator
 from emolive.runtime.audio.utterances import SegmenterConfig, SpeechSegment, UtteranceSegmenter
 from emolive.runtime.audio.vad import FRAME, SileroVad
 from emolive.runtime.media import AUDIO_RATE, AudioChunk, SessionClock
@@ -42,6 +45,7 @@ class AudioStageConfig:
     max_batch: int = 4  # utterances analysed together when there is a backlog
     gap_tolerance_s: float = 0.1  # a jump in chunk times beyond this closes the utterance
     queue_chunks: int = 512  # ~16 s of 32 ms chunks
+    start_early: bool = True  # run pure analyzers (ASR) before the end is decided
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -109,6 +113,8 @@ class AudioStats:
     nonfinite_samples: int = 0
     gaps: int = 0
     batches: int = 0
+    early_started: int = 0  # ASR runs begun before the utterance's end was decided
+    early_wasted: int = 0  # of which speech resumed and the result was dropped
 
     def as_dict(self) -> dict:
         d = dict(vars(self))
@@ -143,6 +149,7 @@ class AudioStage(Stage):
         self._pending: list[tuple[SpeechSegment, float, tuple[str, ...]]] = []
         self._warnings: list[tuple[float, float, str]] = []  # (chunk start, end, what)
         self._count = 0
+        self._early = Speculator(self.analyzers) if config.start_early else None
 
     # -- factories ------------------------------------------------------------------------
     @classmethod
@@ -225,10 +232,16 @@ class AudioStage(Stage):
         self._buf = np.concatenate([self._buf, x])
         n = len(self._buf) // FRAME
         t0 = time.perf_counter()
+        seg = self.segmenter
         for i in range(n):
             frame = self._buf[i * FRAME : (i + 1) * FRAME]
             t = self._buf_t + i * FRAME / AUDIO_RATE
-            done += self.segmenter.push(t, frame, self.vad.score(frame))
+            finished = seg.push(t, frame, self.vad.score(frame))
+            done += finished
+            if self._early is not None and not finished and seg.pause_frames == seg.pad_frames:
+                # Samples are final from here unless speech resumes; a backlog batches instead.
+                if self._queue.qsize() == 0:
+                    self._early.offer(seg.peek())
         self.audio_stats.vad_ms += (time.perf_counter() - t0) * 1e3
         self.audio_stats.frames += n
         self._buf = self._buf[n * FRAME :].copy()
@@ -244,7 +257,11 @@ class AudioStage(Stage):
             end = self._buf_t + len(self._buf) / AUDIO_RATE
             now = time.perf_counter()
             self._pending += [(s, now, self._claim_warnings(s)) for s in self.segmenter.flush(end)]
-        return self._analyze() if self._pending else None
+        try:
+            return self._analyze() if self._pending else None
+        finally:
+            if self._early is not None:
+                self._early.close()
 
     def _claim_warnings(self, seg: SpeechSegment) -> tuple[str, ...]:
         """Warnings about audio inside this utterance; older ones stay in the stats only."""
@@ -255,25 +272,40 @@ class AudioStage(Stage):
     def _analyze(self) -> list[Utterance]:
         pending, self._pending = self._pending, []
         segments = [p[0] for p in pending]
+        early = [self._early.take(s) if self._early else None for s in segments]
         results: dict[str, list[Any]] = {}
-        step_ms: dict[str, float] = {}
+        step_ms: dict[str, list[float]] = {}
         for a in self.analyzers:
-            t0 = time.perf_counter()
-            out = a.analyze(segments)
-            step_ms[a.name] = (time.perf_counter() - t0) * 1e3
-            if len(out) != len(segments):
-                raise RuntimeError(
-                    f"audio analyzer {a.name!r} returned {len(out)} results for "
-                    f"{len(segments)} utterances"
-                )
-            results[a.name] = out
+            res: list[Any] = [None] * len(segments)
+            ms = [0.0] * len(segments)
+            for k, e in enumerate(early):
+                if e is not None and a.name in e:
+                    res[k], ms[k] = e[a.name]
+            todo = [k for k, e in enumerate(early) if e is None or a.name not in e]
+            if todo:
+                t0 = time.perf_counter()
+                out = a.analyze([segments[k] for k in todo])
+                dt = (time.perf_counter() - t0) * 1e3
+                if len(out) != len(todo):
+                    raise RuntimeError(
+                        f"audio analyzer {a.name!r} returned {len(out)} results for "
+                        f"{len(todo)} utterances"
+                    )
+                for k, r in zip(todo, out, strict=True):
+                    res[k], ms[k] = r, dt
+            results[a.name] = res
+            step_ms[a.name] = ms
+        if self._early is not None:
+            self.audio_stats.early_started = self._early.started
+            self.audio_stats.early_wasted = self._early.wasted
         self.audio_stats.batches += 1
         done_at = time.perf_counter()
         now = self.clock.now() if self.clock is not None else None
         utterances = []
         for k, (seg, t_in, warnings) in enumerate(pending):
             end_detect = (seg.decided_at - seg.speech_end) * 1e3
-            latency = {f"{name}_ms": ms for name, ms in step_ms.items()}
+            # Each step's own compute time (a batch's, for a batch; early runs included).
+            latency = {f"{name}_ms": ms[k] for name, ms in step_ms.items()}
             latency["end_detect_ms"] = end_detect
             latency["processing_ms"] = (done_at - t_in) * 1e3
             # Speech end -> ready: the silence the VAD waited for, then the work. With a

@@ -110,26 +110,51 @@ class UtteranceSegmenter:
             if self._first_speech < 0:
                 self._first_speech = self._last_speech
 
+    def _segment(self, end: int, decided_at: float, split: bool) -> SpeechSegment:
+        frames, keep = self._frames, self._frames[:end]
+        return SpeechSegment(
+            t_start=keep[0][0],
+            t_end=keep[-1][0] + FRAME_S,
+            speech_start=frames[self._first_speech][0],
+            speech_end=frames[self._last_speech][0] + FRAME_S,
+            samples=np.concatenate([f for _, f in keep]),
+            speech_s=self._speech_frames * FRAME_S,
+            split=split,
+            continued=self._continued,
+            decided_at=decided_at,
+        )
+
+    @property
+    def pad_frames(self) -> int:
+        return self._pad
+
+    @property
+    def pause_frames(self) -> int:
+        """Frames of pause since the open utterance's last speech (0 while speaking)."""
+        return self._silence
+
+    def peek(self) -> SpeechSegment | None:
+        """The open utterance as it will be if its pause goes on to end it, or None.
+
+        Only once the pause covers the trailing pad: from then on, unless speech resumes,
+        the finished segment has exactly these samples. Lets the stage start slow work early.
+        """
+        if not self._frames or self._last_speech < 0 or self._silence < self._pad:
+            return None
+        seg = self._segment(self._last_speech + 1 + self._pad, float("nan"), split=False)
+        if not seg.continued and seg.speech_s * 1e3 < self.config.min_speech_ms:
+            return None
+        return seg
+
     def _finish(self, decided_at: float, split: bool) -> list[SpeechSegment]:
-        frames, first, last = self._frames, self._first_speech, self._last_speech
+        frames, last = self._frames, self._last_speech
         continued = self._continued
         if last < 0:  # a split's remainder that held no speech
             self._reset()
             self._preroll.extend(frames[-self._pad :] if self._pad else [])
             return []
         end = len(frames) if split else min(len(frames), last + 1 + self._pad)
-        keep = frames[:end]
-        segment = SpeechSegment(
-            t_start=keep[0][0],
-            t_end=keep[-1][0] + FRAME_S,
-            speech_start=frames[first][0],
-            speech_end=frames[last][0] + FRAME_S,
-            samples=np.concatenate([f for _, f in keep]),
-            speech_s=self._speech_frames * FRAME_S,
-            split=split,
-            continued=continued,
-            decided_at=decided_at,
-        )
+        segment = self._segment(end, decided_at, split)
         tail = frames[end:]
         self._reset()
         if split:
