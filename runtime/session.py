@@ -1,13 +1,19 @@
 """A live session: sources → stages → events, as an iterator and a context manager.
 
-    with Session(SessionConfig(bundle="bundle", source="clip.mp4", audio=False)) as s:
+    with Session(SessionConfig(bundle="bundle", source="clip.mp4")) as s:
         for event in s:
-            print(event["emotion"])
+            print(event["type"], event["emotion"])
 
-Capture runs in its own thread and is never blocked by inference for live sources (frames
-keep-latest; drops are counted). File sources are processed frame by frame unless
-``realtime`` asks for camera-like pacing. A stage that fails ends the session with a
-``SessionError`` that names the stage, after every event already produced was delivered.
+Capture runs in its own threads and is never blocked by inference for live sources (frames
+keep-latest; drops are counted). File sources are processed frame by frame and chunk by
+chunk unless ``realtime`` asks for camera-like pacing. Expression events flow out as frames
+are analysed; each utterance end (or ``every_s`` seconds without one) closes a window that
+the reasoning stage turns into an explained ``reading``.
+
+A stage or source that fails is reported: the session degrades when another modality is
+still running (readings then carry a note such as "audio lost at 12.3 s: ...") and ends with
+a ``SessionError`` naming the stage when nothing is left, after delivering every event
+already produced.
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from pathlib import Path
 
 from emolive.runtime.bundle import Bundle
 from emolive.runtime.media import SessionClock
-from emolive.runtime.stage import StageFailure
-from emolive.runtime.video import open_video, paced
+from emolive.runtime.names import FER_LABELS
+from emolive.runtime.stage import Stage, StageFailure
+from emolive.runtime.video import Camera, SourceError, open_video, paced
 from emolive.runtime.vision.analyzer import FaceAnalyzer, VisionConfig
 from emolive.runtime.vision.stage import VisionStage
+from emolive.runtime.windows import ReasoningStage, Window, WindowCollector
 
 _DONE = object()
 
@@ -39,41 +47,151 @@ class SessionConfig:
     source: str = "0"  # camera index, "camera:N", a file path, or "synthetic"
     video: bool = True
     audio: bool = True
+    audio_source: str | None = None  # default: the video file's track, or the default mic
     duration: float | None = None  # seconds of media (files) or of wall time (live)
     realtime: bool | None = None  # None: live sources real time, files every frame
     every: int = 1  # analyse every k-th frame
+    every_s: float = 5.0  # a reading at least this often without speech
+    labels: tuple[str, ...] = FER_LABELS
+    reason: bool = True  # use the bundle's LLM to explain (when it has one)
+    camera_reopen_s: float = 20.0  # keep trying to reopen a lost camera this long
     vision: VisionConfig = field(default_factory=VisionConfig)
 
 
 class Session:
-    def __init__(self, config: SessionConfig) -> None:
+    def __init__(self, config: SessionConfig, explain=None) -> None:
         if not config.video and not config.audio:
             raise SessionError("nothing to run: both video and audio are switched off")
-        if config.audio:
-            raise SessionError(
-                "the audio stage is not part of this build yet; run with audio off "
-                "(--no-audio on the command line)"
-            )
         self.config = config
         self.clock = SessionClock()
         self.bundle = Bundle.open(config.bundle)
-        self.video = open_video(config.source, self.clock) if config.video else None
-        self.realtime = self.video.live if config.realtime is None else config.realtime
-        self.vision = VisionStage(
-            FaceAnalyzer(self.bundle, config.vision),
-            every=config.every,
-            keep_latest=True,
-            on_failure=self._on_failure,
-        )
         self._out: queue.Queue = queue.Queue()
-        self.vision.connect(self._out.put)
         self._stop = threading.Event()
-        self._capture: threading.Thread | None = None
-        self.failure: StageFailure | SessionError | None = None
+        self._lock = threading.Lock()
+        self.failures: list[str] = []
+        self.notes: list[str] = []  # degradations, carried by every later reading
         self.frames_captured = 0
+        self.chunks_captured = 0
         self.started_at: float | None = None
+        self._threads: list[threading.Thread] = []
+        self._live_modalities: set[str] = set()
+        self._progress_t = {"audio": 0.0}
+        self._source_done = {"video": not config.video, "audio": not config.audio}
 
-    # -- lifecycle --------------------------------------------------------------------------
+        self.video = open_video(config.source, self.clock) if config.video else None
+        self.audio_source = self._open_audio() if config.audio else None
+        live = (self.video is not None and self.video.live) or (
+            self.audio_source is not None and getattr(self.audio_source, "live", False)
+        )
+        self.realtime = live if config.realtime is None else config.realtime
+
+        self.windows = WindowCollector(every_s=config.every_s)
+        self.vision = None
+        if self.video is not None:
+            self.vision = VisionStage(
+                FaceAnalyzer(self.bundle, config.vision), every=config.every,
+                keep_latest=True, on_failure=self._on_failure,
+            )  # fmt: skip
+            self.vision.connect(self._on_expression)
+            self._live_modalities.add("video")
+        self.audio = None
+        if self.audio_source is not None:
+            from emolive.runtime.audio.stage import AudioStage
+
+            self.audio = AudioStage.from_bundle(self.bundle, on_failure=self._on_failure)
+            self.audio.connect(self._on_utterance)
+            self._live_modalities.add("audio")
+        if explain is None and config.reason:
+            explain = self._bundle_reasoner()
+        self.reasoning = ReasoningStage(
+            explain, labels=config.labels, backend=self._backend_info(), on_failure=self._on_failure
+        )
+        self.reasoning.connect(self._out.put)
+
+    # -- construction helpers -------------------------------------------------------------------
+    def _open_audio(self):
+        from emolive.runtime.audio.errors import AudioSourceError
+        from emolive.runtime.audio.sources import FileSourceConfig, open_audio_file
+
+        spec = self.config.audio_source
+        if spec is None and isinstance(self.video, Camera):
+            spec = "mic"
+        if spec is None and self.video is None:
+            spec = self.config.source
+        if spec is None:
+            spec = str(getattr(self.video, "path", ""))
+        try:
+            if spec == "mic" or spec.startswith("mic:"):
+                from emolive.runtime.audio.microphone import Microphone
+
+                device = spec.split(":", 1)[1] if ":" in spec else None
+                return Microphone(device=int(device) if device and device.isdigit() else device)
+            return open_audio_file(spec, FileSourceConfig())
+        except AudioSourceError as e:
+            raise SessionError(f"{e} (or run video-only: --no-audio)") from e
+
+    def _bundle_reasoner(self):
+        from emolive.runtime.names import LLM_DECODER
+
+        if LLM_DECODER not in self.bundle.graphs:
+            self.notes.append("no reasoning LLM in the bundle: readings are not explained")
+            return None
+        try:
+            from emolive.runtime.reasoning.session_adapter import explainer_from_bundle
+        except ImportError as e:
+            self.notes.append(f"reasoning unavailable ({e}): readings are not explained")
+            return None
+        return explainer_from_bundle(self.bundle)
+
+    def _backend_info(self) -> dict:
+        info: dict = {"runtime": "onnxruntime", "device": self.config.vision.device}
+        if self.vision is not None:
+            info["precision"] = dict(self.vision.analyzer.precisions)
+        return info
+
+    # -- events from the stages ----------------------------------------------------------------------
+    def _on_expression(self, event: dict) -> None:
+        self.windows.add_expression(event)
+        self._out.put(event)
+
+    def _on_utterance(self, utterance) -> None:
+        self._dispatch(self.windows.for_utterance(utterance), wait_for_video=utterance.t_end)
+
+    def _dispatch(self, window: Window, wait_for_video: float | None = None) -> None:
+        if wait_for_video is not None and not self.realtime:
+            # Files: audio runs ahead of vision; wait until the frames of this span are analysed.
+            while (
+                self.vision is not None
+                and not self._source_done["video"]
+                and self._vision_t() < wait_for_video
+                and not self._stop.is_set()
+            ):
+                time.sleep(0.005)
+            window.expressions = self.windows._span(window.t_start, window.t_end)
+        window.notes = list(self.notes)
+        if self.realtime:
+            self.reasoning.offer(window)
+        else:
+            self.reasoning.put_wait(window)
+
+    def _vision_t(self) -> float:
+        return self.vision.last_t if self.vision is not None else float("inf")
+
+    def _on_failure(self, failure: StageFailure) -> None:
+        with self._lock:
+            self.failures.append(str(failure))
+            modality = {"vision": "video", "audio": "audio"}.get(failure.stage)
+            at = f" at {failure.item_t:.1f} s" if failure.item_t is not None else ""
+            if modality is not None:
+                self._live_modalities.discard(modality)
+                self._source_done[modality] = True
+                self.notes.append(f"{modality} lost{at}: {failure.error}")
+            else:
+                self.reasoning.degraded_notes.append(f"reasoning failed{at}: {failure.error}")
+            if not self._live_modalities or modality is None:
+                self._stop.set()
+
+    # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> Session:
         self.start()
         return self
@@ -81,48 +199,133 @@ class Session:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _thread(self, target, name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(t)
+        t.start()
+
     def start(self) -> None:
         self.started_at = time.monotonic()
-        self.vision.start()
-        self._capture = threading.Thread(target=self._capture_loop, name="capture", daemon=True)
-        self._capture.start()
+        self.reasoning.start()
+        if self.vision is not None:
+            self.vision.start()
+            self._thread(self._capture_video, "capture-video")
+        if self.audio is not None:
+            self.audio.start()
+            self._thread(self._capture_audio, "capture-audio")
+        self._thread(self._supervise, "session")
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop capture, let the stages finish what they hold, and wait for them."""
+    def stop(self) -> None:
+        """Ask for a clean stop (SIGINT/SIGTERM): capture ends, pending work is finished."""
         self._stop.set()
-        if self._capture is not None:
-            self._capture.join(timeout)
-        self.vision.join(timeout)
 
-    def _on_failure(self, failure: StageFailure) -> None:
-        self.failure = failure
+    def close(self, timeout: float = 30.0) -> None:
         self._stop.set()
-        self._out.put(_DONE)
+        for t in self._threads:
+            t.join(timeout)
 
-    def _capture_loop(self) -> None:
+    def _media_t(self, t: float) -> bool:
+        """True while ``t`` is within the configured duration."""
+        return self.config.duration is None or t < self.config.duration
+
+    def _capture_video(self) -> None:
+        stage: VisionStage = self.vision
         frames = self.video.frames(self.clock)
         if self.realtime and not self.video.live:
             frames = paced(frames)
-        limit = self.config.duration
-        t_wall0 = time.monotonic()
         try:
-            for frame in frames:
-                if self._stop.is_set():
+            while not self._stop.is_set():
+                try:
+                    frame = next(frames)
+                except StopIteration:
                     break
-                t = frame.t if not self.video.live else time.monotonic() - t_wall0
-                if limit is not None and t >= limit:
+                except SourceError as e:
+                    if not self.video.live:
+                        raise
+                    frames = self._reopen_camera(e)
+                    if frames is None:
+                        break
+                    continue
+                if not self._media_t(frame.t):
                     break
                 self.frames_captured += 1
                 if self.realtime:
-                    self.vision.put(frame)
-                elif not self.vision.put_wait(frame):
+                    stage.put(frame)
+                elif not stage.put_wait(frame):
                     break
-        except Exception as e:  # a source that fails mid-stream ends the session, reported
-            self.failure = SessionError(f"source {self.video.name!r} failed: {e}")
+        except Exception as e:  # a file that fails mid-stream: reported, the session degrades
+            stage._fail(SourceError(f"video source {self.video.name!r} failed: {e}"), None)
         finally:
-            self.vision.stop()
-            self.vision.join()
+            stage.stop()
+            stage.join()
+            self._source_done["video"] = True
+
+    def _reopen_camera(self, error: Exception):
+        """A lost camera is reopened with backoff; readings say video was lost meanwhile."""
+        note = f"video lost at {self.clock.now():.1f} s: {error}"
+        self.notes.append(note)
+        deadline = time.monotonic() + self.config.camera_reopen_s
+        delay = 0.25
+        while time.monotonic() < deadline and not self._stop.is_set():
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
+            try:
+                self.video = Camera(self.video.index, self.video.width, self.video.height)
+            except SourceError:
+                continue
+            self.notes.remove(note)
+            self.notes.append(f"video reopened at {self.clock.now():.1f} s after a loss")
+            return self.video.frames(self.clock)
+        return None
+
+    def _capture_audio(self) -> None:
+        stage: Stage = self.audio
+        try:
+            for chunk in self.audio_source:
+                if self._stop.is_set() or not self._media_t(chunk.t):
+                    break
+                self.chunks_captured += 1
+                self._progress_t["audio"] = chunk.t
+                if self.realtime:
+                    stage.put(chunk)
+                elif not stage.put_wait(chunk):
+                    break
+        except Exception as e:
+            stage._fail(RuntimeError(f"audio source failed: {e}"), None)
+        finally:
+            close = getattr(self.audio_source, "close", None)
+            if close is not None:
+                close()
+            stage.stop()
+            stage.join()
+            self._source_done["audio"] = True
+
+    def _supervise(self) -> None:
+        """Silent windows on a timer, the final window, and the end of the stream."""
+        try:
+            while not all(self._source_done.values()):
+                time.sleep(0.02)
+                now_t = self._now_t()
+                if self.audio is None or not getattr(self.audio.segmenter, "in_speech", False):
+                    window = self.windows.due(now_t)
+                    if window is not None:
+                        self._dispatch(window)
+            final = self.windows.final(self._now_t())
+            if final is not None and not self.reasoning.failure:
+                self._dispatch(final)
+        finally:
+            self.reasoning.stop()
+            self.reasoning.join()
             self._out.put(_DONE)
+
+    def _now_t(self) -> float:
+        """Where the session is on its clock: media time for files, wall time live."""
+        if self.realtime and (self.video is None or self.video.live):
+            return self.clock.now()
+        vision_t = self.vision.last_t if self.vision is not None else 0.0
+        if self.vision is not None and not self._source_done["video"]:
+            return vision_t  # files: vision is the slower stream; windows follow it
+        return max(vision_t, self._progress_t["audio"])
 
     # -- events -----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict]:
@@ -131,27 +334,31 @@ class Session:
             if item is _DONE:
                 break
             yield item
-        # Deliver everything already produced before reporting why the session ended.
-        while True:
-            try:
-                item = self._out.get_nowait()
-            except queue.Empty:
-                break
-            if item is not _DONE:
-                yield item
-        if self.failure is not None:
-            raise SessionError(str(self.failure))
+        if not self._live_modalities or self.reasoning.failure is not None:
+            raise SessionError("; ".join(self.failures) or "session ended with no running stage")
 
     def stats(self) -> dict:
-        v = self.vision
-        return {
+        out = {
             "frames_captured": self.frames_captured,
-            "frames_analysed": v.stats.processed,
-            "frames_dropped": v.stats.dropped,
-            "frames_rejected": v.rejected_frames,
-            "last_rejection": v.last_rejection,
-            "frames_with_faces": v.frames_with_faces,
-            "vision_p50_ms": v.stats.as_dict()["p50_ms"],
+            "audio_chunks_captured": self.chunks_captured,
             "wall_s": round(time.monotonic() - self.started_at, 3) if self.started_at else None,
-            "precision": self.vision.analyzer.precisions,
+            "failures": list(self.failures),
+            "notes": list(self.notes),
+            "readings_merged": self.reasoning.merged,
+            "readings": self.reasoning.stats.processed,
         }
+        if self.vision is not None:
+            v = self.vision
+            out.update(
+                frames_analysed=v.stats.processed,
+                frames_dropped=v.stats.dropped,
+                frames_rejected=v.rejected_frames,
+                last_rejection=v.last_rejection,
+                frames_with_faces=v.frames_with_faces,
+                vision_p50_ms=v.stats.as_dict()["p50_ms"],
+                precision=v.analyzer.precisions,
+            )
+        if self.audio is not None:
+            out["audio"] = self.audio.audio_stats.as_dict()
+            out["audio_dropped"] = self.audio.stats.dropped
+        return out

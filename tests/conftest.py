@@ -10,6 +10,8 @@ import pytest
 
 from emolive.export.sources import fetch
 
+pytest_plugins = ["tests.fixtures_vision"]
+
 
 @pytest.fixture(scope="session")
 def media() -> Path:

@@ -12,7 +12,6 @@ from emolive.runtime.vision.detector import (
 )
 
 # Fixtures: vision_graphs, detector, tiled_detector, landmarker, *_bgr images, media_bgr.
-pytest_plugins = ("tests.fixtures_vision",)
 
 # --- pure functions, no weights ---------------------------------------------------------
 

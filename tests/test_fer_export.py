@@ -28,7 +28,6 @@ from emolive.export.sources import fetch
 from emolive.runtime.names import EXPRESSION, EXPRESSION_INPUT, EXPRESSION_OUTPUT, FER_LABELS
 
 # Fixtures: vision_graphs, detector, tiled_detector, landmarker, *_bgr images, media_bgr.
-pytest_plugins = ("tests.fixtures_vision",)
 
 
 def _keras_same_max_pool(x: np.ndarray, k: int, s: int) -> np.ndarray:

@@ -22,7 +22,6 @@ from emolive.runtime.vision.landmarks import (
 )
 
 # Fixtures: vision_graphs, detector, tiled_detector, landmarker, *_bgr images, media_bgr.
-pytest_plugins = ("tests.fixtures_vision",)
 
 
 def _box(x0=100.0, y0=50.0, x1=200.0, y1=170.0, eyes=((130.0, 90.0), (170.0, 90.0))) -> FaceBox:

@@ -28,7 +28,6 @@ from emolive.runtime.names import (
 )
 
 # Fixtures: vision_graphs, detector, tiled_detector, landmarker, *_bgr images, media_bgr.
-pytest_plugins = ("tests.fixtures_vision",)
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,12 @@ def _session(bundle, source, **kw):
 
 def test_video_file_gives_one_event_per_frame_and_face(vision_bundle, media):
     with _session(vision_bundle, media / "single_face.mp4") as s:
-        events = list(s)
+        everything = list(s)
+    events = [e for e in everything if e["type"] == "expression"]
+    readings = [e for e in everything if e["type"] == "reading"]
+    assert len(readings) == 1  # a 2.4 s clip: one final reading (every 5 s otherwise)
+    validate(readings[0])
+    assert readings[0]["emotion"] == "happy" and readings[0]["modalities"] == ["visual"]
     stats = s.stats()
     assert stats["frames_captured"] == 72 and stats["frames_analysed"] == 72
     assert stats["frames_dropped"] == 0  # a file is analysed frame by frame
@@ -45,7 +50,7 @@ def test_video_file_gives_one_event_per_frame_and_face(vision_bundle, media):
 
 def test_no_face_gives_no_events_and_no_crash(vision_bundle, media):
     with _session(vision_bundle, media / "no_face.mp4") as s:
-        events = list(s)
+        events = list(s)  # no faces: no expression events, and no reading without evidence
     stats = s.stats()
     assert events == [] and stats["frames_analysed"] == stats["frames_captured"] > 90
 
@@ -113,7 +118,9 @@ def test_session_reports_a_failing_stage_after_delivering_events(vision_bundle, 
         with s:
             for e in s:
                 got.append(e)
-    assert len(got) == 4  # the four frames before the failure were delivered
+    # The four frames before the failure were delivered, and a last reading over them.
+    assert [e["type"] for e in got] == ["expression"] * 4 + ["reading"]
+    assert "video lost at 0.1 s: graph exploded" in got[-1]["notes"]
 
 
 def test_cli_run_writes_jsonl(vision_bundle, media, tmp_path):
@@ -125,7 +132,8 @@ def test_cli_run_writes_jsonl(vision_bundle, media, tmp_path):
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     lines = out.read_text().splitlines()
-    assert len(lines) >= 70
+    assert len(lines) >= 71
+    assert json.loads(lines[-1])["type"] == "reading"
     first = json.loads(lines[0])
     assert first["type"] == "expression" and first["schema_version"] == "1.0"
     r = CliRunner().invoke(

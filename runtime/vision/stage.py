@@ -21,9 +21,11 @@ class VisionStage(Stage):
         self.rejected_frames = 0
         self.last_rejection: str | None = None
         self.frames_with_faces = 0
+        self.last_t = 0.0  # media time of the last frame analysed (the session's progress)
 
     def process(self, frame: Frame):
         if frame.index % self.every:
+            self.last_t = frame.t
             return None
         try:
             events = self.analyzer.analyze(frame)
@@ -32,7 +34,9 @@ class VisionStage(Stage):
             # the session's stats; the session goes on with the next frame.
             self.rejected_frames += 1
             self.last_rejection = f"frame {frame.index}: {e}"
+            self.last_t = frame.t
             return None
+        self.last_t = frame.t
         if events:
             self.frames_with_faces += 1
         return events

@@ -1,0 +1,169 @@
+"""Reasoning windows: when to explain, over what evidence, and the stage that explains.
+
+A window closes at the end of each utterance, or every ``every_s`` seconds without one
+(video only, or silence). It carries the expression events and utterances of its span. The
+reasoning stage holds at most one window waiting: when a new one arrives while one waits
+(reasoning slower than real time), the two merge into one window over both spans, and the
+merge is counted. Nothing is silently lost.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from emolive.runtime.fusion import reading_event
+from emolive.runtime.names import FER_LABELS
+from emolive.runtime.stage import Stage
+
+
+@dataclass
+class Window:
+    t_start: float
+    t_end: float
+    expressions: list[dict] = field(default_factory=list)
+    utterances: list[Any] = field(default_factory=list)  # audio Utterance objects
+    closed_at: float = field(default_factory=time.monotonic)  # wall time, for latency
+    merged: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def t(self) -> float:
+        return self.t_end
+
+    def merge(self, newer: Window) -> Window:
+        return Window(
+            t_start=min(self.t_start, newer.t_start),
+            t_end=max(self.t_end, newer.t_end),
+            expressions=self.expressions + newer.expressions,
+            utterances=self.utterances + newer.utterances,
+            closed_at=newer.closed_at,
+            merged=self.merged + newer.merged + 1,
+            notes=self.notes + [n for n in newer.notes if n not in self.notes],
+        )
+
+
+def audio_clues(utterances: Sequence[Any]) -> list[str]:
+    out: list[str] = []
+    for u in utterances:
+        out.extend(c for c in u.clues if c not in out)
+    return out
+
+
+def text_clues(utterances: Sequence[Any]) -> list[str]:
+    """The transcript, quoted: it is data for the reasoner, never instructions."""
+    texts = [u.transcript.text.strip() for u in utterances if u.transcript is not None]
+    text = " ".join(t for t in texts if t)
+    return [f'said: "{text}"'] if text else []
+
+
+class WindowCollector:
+    """Keeps recent expression events and turns utterances and silences into windows."""
+
+    def __init__(self, every_s: float = 5.0, keep_s: float = 30.0) -> None:
+        if every_s <= 0:
+            raise ValueError(f"every_s must be > 0, got {every_s}")
+        self.every_s = every_s
+        self.keep_s = keep_s
+        self._expressions: deque[dict] = deque()
+        self._lock = threading.Lock()
+        self.last_end = 0.0
+
+    def add_expression(self, event: dict) -> None:
+        with self._lock:
+            self._expressions.append(event)
+            while self._expressions and event["t"] - self._expressions[0]["t"] > self.keep_s:
+                self._expressions.popleft()
+
+    def _span(self, t0: float, t1: float) -> list[dict]:
+        with self._lock:
+            return [e for e in self._expressions if t0 <= e["t"] <= t1]
+
+    def for_utterance(self, utterance: Any) -> Window:
+        # From the last window's end (faces seen in between count), at most every_s back.
+        t0 = min(utterance.t_start, max(self.last_end, utterance.t_start - self.every_s))
+        self.last_end = max(self.last_end, utterance.t_end)
+        return Window(t0, utterance.t_end, self._span(t0, utterance.t_end), [utterance])
+
+    def due(self, now_t: float) -> Window | None:
+        """A silent window when ``every_s`` has passed since the last one ended."""
+        if now_t - self.last_end < self.every_s:
+            return None
+        t0, self.last_end = self.last_end, now_t
+        return Window(t0, now_t, self._span(t0, now_t))
+
+    def final(self, now_t: float) -> Window | None:
+        """What is left at the end of a session, if anything was seen since the last window."""
+        if now_t <= self.last_end:
+            return None
+        t0, self.last_end = self.last_end, now_t
+        span = self._span(t0, now_t)
+        return Window(t0, now_t, span) if span else None
+
+
+class ReasoningStage(Stage):
+    """Windows in, explained ``reading`` events out. One window waits at most; later ones merge."""
+
+    def __init__(
+        self,
+        explain: Callable[[Window, Sequence[str]], tuple[Any, str | None, dict]] | None,
+        labels: Sequence[str] = FER_LABELS,
+        backend: dict | None = None,
+        **stage_options,
+    ) -> None:
+        stage_options["maxsize"] = 1
+        stage_options["keep_latest"] = False
+        super().__init__("reasoning", **stage_options)
+        self.explain = explain
+        self.labels = tuple(labels)
+        self.backend = dict(backend or {})
+        self.merged = 0
+        self.degraded_notes: list[str] = []
+
+    def offer(self, window: Window) -> None:
+        """Queue a window; if one is already waiting, merge into it (latest wins, nothing lost)."""
+        with self._lock:
+            self.stats.received += 1
+            try:
+                waiting = self._queue.get_nowait()
+            except queue.Empty:
+                waiting = None
+            if waiting is not None:
+                if not isinstance(waiting, Window):
+                    raise RuntimeError("reasoning stage: a window was offered after stop()")
+                window = waiting.merge(window)
+                self.merged += 1
+            self._queue.put_nowait(window)
+
+    def process(self, window: Window):
+        t0 = time.perf_counter()
+        llm_scores, explanation, info = (None, None, {})
+        if self.explain is not None:
+            llm_scores, explanation, info = self.explain(window, self.labels)
+        reason_ms = (time.perf_counter() - t0) * 1e3
+        notes = list(window.notes) + list(self.degraded_notes) + list(info.get("notes", []))
+        if window.merged:
+            notes.append(f"{window.merged + 1} windows merged: reasoning was slower than real time")
+        event = reading_event(
+            t_start=window.t_start,
+            t_end=window.t_end,
+            labels=self.labels,
+            expressions=window.expressions,
+            audio_clues=audio_clues(window.utterances),
+            text_clues=text_clues(window.utterances),
+            llm_scores=llm_scores,
+            explanation=explanation,
+            latency_ms={
+                "reason": reason_ms,
+                "since_window_end": (time.monotonic() - window.closed_at) * 1e3,
+                **{k: v for k, v in info.get("latency_ms", {}).items()},
+            },
+            backend={**self.backend, **info.get("backend", {})},
+            notes=notes,
+        )
+        return [event]
