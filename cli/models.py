@@ -76,3 +76,22 @@ def path_cmd(source: str, file: str) -> None:
         click.echo(src.fetch(source).path(file))
     except (src.SourceError, KeyError) as e:
         raise click.ClickException(str(e)) from e
+
+
+@models.command("clip")
+@click.argument("out", type=click.Path(dir_okay=False))
+def clip_cmd(out: str) -> None:
+    """Make the demo clip: a face video from the test media with espeak-ng speech.
+
+    Needs ffmpeg and espeak-ng (Debian packages; `make demo` installs them).
+
+    \b
+    Example:
+      emo-live models clip demo.mp4 && emo-live run --source demo.mp4
+    """
+    from emolive.export.democlip import ClipError, make_demo_clip
+
+    try:
+        click.echo(make_demo_clip(out))
+    except (ClipError, src.SourceError) as e:
+        raise click.ClickException(str(e)) from e

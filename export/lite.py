@@ -13,6 +13,7 @@ from emolive.export.bundle import BundleWriter
 # stage -> (module, function). Each function takes (writer, work, log) and returns its checks.
 STAGES: dict[str, tuple[str, str]] = {
     "vision": ("emolive.export.vision", "add_vision_graphs"),
+    "audio": ("emolive.export.audio", "add_audio_models"),
 }
 
 
