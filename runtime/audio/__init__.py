@@ -1,5 +1,15 @@
 """The audio stage: sources -> Silero VAD -> utterances -> prosody clues + transcript.
 
+Live use::
+
+    clock = SessionClock()
+    stage = AudioStage.from_bundle(Bundle.open(path), clock=clock, on_failure=...)
+    stage.connect(on_utterance)          # called with each Utterance
+    stage.start()
+    with MicrophoneSource(MicrophoneConfig(device="USB"), clock=clock) as mic:
+        for chunk in mic:                # AudioChunk, 16 kHz mono, session-clock time
+            stage.put(chunk)
+
 Optional packages (the ``audio`` extra): PyAudio for the microphone, faster-whisper (with
 CTranslate2 and PyAV) for speech to text and media files. Each is imported where it is used,
 with an error that says what to install.
@@ -18,6 +28,12 @@ from emolive.runtime.audio.errors import (
     AudioDeviceError,
     AudioSourceError,
     NoAudioTrack,
+)
+from emolive.runtime.audio.microphone import (
+    InputDevice,
+    MicrophoneConfig,
+    MicrophoneSource,
+    list_input_devices,
 )
 from emolive.runtime.audio.prosody import ProsodyConfig, ProsodyMeasures, measure
 from emolive.runtime.audio.sources import (
@@ -40,6 +56,9 @@ __all__ = [
     "AudioStage",
     "AudioStageConfig",
     "FileSourceConfig",
+    "InputDevice",
+    "MicrophoneConfig",
+    "MicrophoneSource",
     "MediaAudioSource",
     "NoAudioTrack",
     "ProsodyAnalyzer",
@@ -58,6 +77,7 @@ __all__ = [
     "UtteranceAnalyzer",
     "WavSource",
     "WhisperTranscriber",
+    "list_input_devices",
     "measure",
     "open_audio_file",
 ]
