@@ -255,3 +255,13 @@ def test_capture_reader_in_its_own_thread_stops():
     cap.stopped.set()
     reader.join(2.0)
     assert not reader.is_alive() and len(got) == 4
+
+
+def test_keyword_microphone_without_a_device_is_a_clear_error():
+    pytest.importorskip("pyaudio")
+    from emolive.runtime.audio.microphone import Microphone
+
+    if list_input_devices():
+        pytest.skip("this machine has a microphone")
+    with pytest.raises(AudioDeviceError, match="no audio input device found"):
+        Microphone(device="USB")

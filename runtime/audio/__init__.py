@@ -31,6 +31,7 @@ from emolive.runtime.audio.errors import (
 )
 from emolive.runtime.audio.microphone import (
     InputDevice,
+    Microphone,
     MicrophoneConfig,
     MicrophoneSource,
     list_input_devices,
@@ -57,6 +58,7 @@ __all__ = [
     "AudioStageConfig",
     "FileSourceConfig",
     "InputDevice",
+    "Microphone",
     "MicrophoneConfig",
     "MicrophoneSource",
     "MediaAudioSource",

@@ -263,7 +263,13 @@ class CaptureBuffer:
 
 
 class MicrophoneSource:
-    """Live capture; iterate for chunks until ``stop()``. Use as a context manager."""
+    """Live capture; iterate for chunks until ``stop()``. Use as a context manager.
+
+    Iterating starts the stream if ``start()`` was not called; pass the session's clock so
+    chunks share the video's timeline.
+    """
+
+    live = True  # a session paces nothing: capture runs at the speed of the world
 
     def __init__(self, config: MicrophoneConfig | None = None, clock=None) -> None:
         self.pyaudio = _pyaudio()
@@ -343,4 +349,18 @@ class MicrophoneSource:
         self.close()
 
     def __iter__(self) -> Iterator[AudioChunk]:
+        if self._stream is None:
+            self.start()
         return self.capture.chunks(self.config.chunk_samples)
+
+
+class Microphone(MicrophoneSource):
+    """``MicrophoneSource`` by keywords: ``Microphone(device="USB", clock=session.clock)``."""
+
+    def __init__(
+        self,
+        device: int | str | None = None,
+        clock=None,
+        chunk_samples: int = 512,
+    ) -> None:
+        super().__init__(MicrophoneConfig(device=device, chunk_samples=chunk_samples), clock)

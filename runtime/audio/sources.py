@@ -72,6 +72,8 @@ def _paced(chunks: Iterator[AudioChunk], clock: SessionClock | None) -> Iterator
 class WavSource:
     """A WAV file, streamed from disk."""
 
+    live = False
+
     def __init__(
         self,
         path: Path | str,
@@ -101,6 +103,8 @@ class WavSource:
 
 class MediaAudioSource:
     """The first audio stream of a media file (mp4, mov, mkv, mp3, flac, ...), via PyAV."""
+
+    live = False
 
     def __init__(
         self,
@@ -187,6 +191,8 @@ class SyntheticAudioSource:
 
     For tests and demos: it goes through the same resampling and chunking as a file.
     """
+
+    live = False
 
     def __init__(
         self,
