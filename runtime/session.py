@@ -98,7 +98,9 @@ class Session:
         if self.audio_source is not None:
             from emolive.runtime.audio.stage import AudioStage
 
-            self.audio = AudioStage.from_bundle(self.bundle, on_failure=self._on_failure)
+            self.audio = AudioStage.from_bundle(
+                self.bundle, clock=self.clock, on_failure=self._on_failure
+            )
             self.audio.connect(self._on_utterance)
             self._live_modalities.add("audio")
         if explain is None and config.reason:
@@ -125,7 +127,9 @@ class Session:
                 from emolive.runtime.audio.microphone import Microphone
 
                 device = spec.split(":", 1)[1] if ":" in spec else None
-                return Microphone(device=int(device) if device and device.isdigit() else device)
+                return Microphone(
+                    device=int(device) if device and device.isdigit() else device, clock=self.clock
+                )
             return open_audio_file(spec, FileSourceConfig())
         except AudioSourceError as e:
             raise SessionError(f"{e} (or run video-only: --no-audio)") from e
