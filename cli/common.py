@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from pathlib import Path
 
 BUNDLE_ENV = "EMOLIVE_BUNDLE"
@@ -11,3 +13,24 @@ BUNDLE_ENV = "EMOLIVE_BUNDLE"
 def default_bundle() -> Path:
     """``$EMOLIVE_BUNDLE``, else ``bundles/lite`` under the current folder (what `make demo` writes)."""
     return Path(os.environ.get(BUNDLE_ENV, "bundles/lite"))
+
+
+@contextlib.contextmanager
+def graceful_stop(session):
+    """SIGINT/SIGTERM ask the session to stop cleanly: capture ends, the last window is still
+    explained and written. A second SIGINT stops at once. Yields a dict telling whether a
+    signal came."""
+    state = {"interrupted": False}
+
+    def handler(signum, frame):
+        if state["interrupted"] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        state["interrupted"] = True
+        session.stop()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield state
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

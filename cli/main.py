@@ -28,3 +28,7 @@ main.add_command(export.export)
 main.add_command(doctor.doctor)
 main.add_command(serve.serve)
 main.add_command(calibrate.calibrate)
+
+
+if __name__ == "__main__":
+    main()

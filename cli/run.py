@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from emolive.cli.common import default_bundle
+from emolive.cli.common import default_bundle, graceful_stop
 
 
 @click.command("run")
@@ -88,12 +88,13 @@ def run(source, bundle, jsonl, duration, every, no_audio, no_video, realtime, pr
     sink = JsonLines(jsonl)
     interrupted = False
     try:
-        with session:
+        with session, graceful_stop(session) as signals:
             try:
                 for event in session:
                     sink.write(event)
-            except KeyboardInterrupt:
-                interrupted = True
+            except KeyboardInterrupt:  # a second Ctrl-C: stop without waiting
+                pass
+        interrupted = signals["interrupted"]
     except SessionError as e:
         raise click.ClickException(f"{e} ({sink.count} events written to {sink.name})") from e
     except SinkClosed:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from emolive.cli.common import default_bundle
+from emolive.cli.common import default_bundle, graceful_stop
 
 
 @click.command("serve")
@@ -67,7 +67,7 @@ def serve(source, bundle, host, port, token, no_audio, realtime, duration, linge
         raise click.ClickException(str(e)) from e
     click.echo(f"serving readings at {server.url} (WebSocket /ws); Ctrl-C stops", err=True)
     try:
-        with session:
+        with session, graceful_stop(session):
             for event in session:
                 server.publish(event)
         time.sleep(linger)
