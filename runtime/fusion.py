@@ -135,6 +135,7 @@ def reading_event(
     t_end: float,
     labels: Sequence[str],
     expressions: Sequence[Mapping],
+    visual_clues: Sequence[str],
     audio_clues: Sequence[str],
     text_clues: Sequence[str],
     llm_scores: np.ndarray | None,
@@ -151,9 +152,6 @@ def reading_event(
     emotion, confidence = _top(labels, fused)
     scores = {lab: round(float(p), 4) for lab, p in zip(labels, fused, strict=True)}
     valence, arousal = valence_arousal(scores)
-    visual: list[str] = []
-    for e in expressions[-1:]:  # the latest face's clues stand for the window
-        visual = list(e["clues"]["visual"])
     modalities = [
         m for m, present in (("visual", bool(expressions)), ("audio", bool(audio_clues)),
                              ("text", bool(text_clues))) if present
@@ -169,7 +167,11 @@ def reading_event(
         "scores": scores,
         "valence": valence,
         "arousal": arousal,
-        "clues": {"visual": visual, "audio": list(audio_clues), "text": list(text_clues)},
+        "clues": {
+            "visual": list(visual_clues),
+            "audio": list(audio_clues),
+            "text": list(text_clues),
+        },
         "explanation": explanation,
         "conflict": conflict(face_scores, labels, llm_scores),
         "modalities": modalities,

@@ -32,7 +32,12 @@ from emolive.runtime.stage import Stage, StageFailure
 from emolive.runtime.video import Camera, SourceError, open_video, paced
 from emolive.runtime.vision.analyzer import FaceAnalyzer, VisionConfig
 from emolive.runtime.vision.stage import VisionStage
-from emolive.runtime.windows import ReasoningStage, Window, WindowCollector
+from emolive.runtime.windows import (
+    ReasoningStage,
+    Window,
+    WindowCollector,
+    explainer_from_bundle,
+)
 
 _DONE = object()
 
@@ -136,16 +141,12 @@ class Session:
 
     def _bundle_reasoner(self):
         from emolive.runtime.names import LLM_DECODER
+        from emolive.runtime.reasoning.reasoner import ReasonerConfig
 
         if LLM_DECODER not in self.bundle.graphs:
             self.notes.append("no reasoning LLM in the bundle: readings are not explained")
             return None
-        try:
-            from emolive.runtime.reasoning.session_adapter import explainer_from_bundle
-        except ImportError as e:
-            self.notes.append(f"reasoning unavailable ({e}): readings are not explained")
-            return None
-        return explainer_from_bundle(self.bundle)
+        return explainer_from_bundle(self.bundle, ReasonerConfig(labels=tuple(self.config.labels)))
 
     def _backend_info(self) -> dict:
         info: dict = {"runtime": "onnxruntime", "device": self.config.vision.device}

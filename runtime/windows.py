@@ -9,6 +9,7 @@ merge is counted. Nothing is silently lost.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -17,7 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from emolive.runtime.fusion import reading_event
+import numpy as np
+
+from emolive.runtime.fusion import reading_event, window_face_scores
 from emolive.runtime.names import FER_LABELS
 from emolive.runtime.stage import Stage
 
@@ -48,6 +51,17 @@ class Window:
         )
 
 
+def visual_clues(expressions: Sequence[dict]) -> list[str]:
+    """The window's face in words: its mean expression, then the latest frame's other clues."""
+    scores = window_face_scores(expressions)
+    if not scores:
+        return []
+    top = max(scores, key=scores.get)
+    out = [f"facial expression over {len(expressions)} frames reads {top} ({scores[top]:.2f})"]
+    latest = expressions[-1]["clues"]["visual"]
+    return out + [c for c in latest if not c.startswith("facial expression reads")]
+
+
 def audio_clues(utterances: Sequence[Any]) -> list[str]:
     out: list[str] = []
     for u in utterances:
@@ -55,11 +69,42 @@ def audio_clues(utterances: Sequence[Any]) -> list[str]:
     return out
 
 
+def transcript(utterances: Sequence[Any]) -> str:
+    texts = [u.transcript.text.strip() for u in utterances if u.transcript is not None]
+    return " ".join(t for t in texts if t)
+
+
 def text_clues(utterances: Sequence[Any]) -> list[str]:
     """The transcript, quoted: it is data for the reasoner, never instructions."""
-    texts = [u.transcript.text.strip() for u in utterances if u.transcript is not None]
-    text = " ".join(t for t in texts if t)
-    return [f'said: "{text}"'] if text else []
+    text = transcript(utterances)
+    return ["said: " + json.dumps(text, ensure_ascii=False)] if text else []
+
+
+def explainer_from_bundle(bundle, config=None):
+    """The reasoning LLM of a bundle as the ``explain`` callable of a ReasoningStage."""
+    from emolive.runtime.reasoning.clues import Clues
+    from emolive.runtime.reasoning.reasoner import Reasoner, ReasonerConfig
+
+    reasoner = Reasoner.from_bundle(bundle, config or ReasonerConfig())
+
+    def explain(window: Window, labels: Sequence[str]):
+        clues = Clues(
+            visual=tuple(visual_clues(window.expressions)),
+            audio=tuple(audio_clues(window.utterances)),
+            transcript=transcript(window.utterances),
+        )
+        if clues.empty:
+            return None, None, {"notes": ["no clues in this window: nothing to explain"]}
+        r = reasoner.reason(clues, labels=list(labels))
+        scores = np.array([r["scores"][lab] for lab in labels], dtype=np.float64)
+        info = {
+            "notes": list(r.get("notes", [])),
+            "latency_ms": {f"llm_{k}": v for k, v in r["latency_ms"].items()},
+            "backend": {"llm": r["llm"]["precision"]},
+        }
+        return scores / scores.sum(), r["explanation"], info
+
+    return explain
 
 
 class WindowCollector:
@@ -154,6 +199,7 @@ class ReasoningStage(Stage):
             t_end=window.t_end,
             labels=self.labels,
             expressions=window.expressions,
+            visual_clues=visual_clues(window.expressions),
             audio_clues=audio_clues(window.utterances),
             text_clues=text_clues(window.utterances),
             llm_scores=llm_scores,

@@ -63,7 +63,7 @@ def test_reading_event_is_valid_and_explains():
     llm = np.array([0.1, 0.05, 0.05, 0.05, 0.6, 0.1, 0.05])  # FER order: sad
     r = reading_event(
         t_start=1.0, t_end=4.0, labels=FER_LABELS, expressions=[_expr(1, FACE_HAPPY)] * 4,
-        audio_clues=["pitch 20% below this speaker's baseline"], text_clues=['"I lost my job"'],
+        visual_clues=["smiling (mouth-corner lift 0.31)"], audio_clues=["pitch 20% below this speaker's baseline"], text_clues=['"I lost my job"'],
         llm_scores=llm, explanation="Smiling, but the words and low voice say sad.",
         latency_ms={"reason": 420.0}, backend={"llm": "int8"},
     )  # fmt: skip
@@ -74,7 +74,7 @@ def test_reading_event_is_valid_and_explains():
     assert r["clues"]["visual"] == ["smiling (mouth-corner lift 0.31)"]
     video_only = reading_event(
         t_start=0, t_end=1, labels=FER_LABELS, expressions=[_expr(1, FACE_HAPPY)],
-        audio_clues=[], text_clues=[], llm_scores=None, explanation=None,
+        visual_clues=[], audio_clues=[], text_clues=[], llm_scores=None, explanation=None,
         latency_ms={}, backend={},
     )  # fmt: skip
     validate(video_only)
