@@ -223,5 +223,5 @@ def test_bundle_entry_opens_and_records_layout(tmp_path):
     assert set(entry.variants) == {"fp32", "int8", "int4"}
     assert entry.attrs["layers"] == 2 and entry.attrs["takes_position_ids"] is False
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
-    check = manifest["graphs"][LLM_DECODER]["variants"]["fp32"]["check"]
+    check = manifest["graphs"][LLM_DECODER]["checks"]["fp32"]
     assert check["greedy_tokens_equal"] == check["greedy_steps"]

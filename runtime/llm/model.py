@@ -20,6 +20,7 @@ class LlmOptions:
     precision: str | None = None  # None: what the bundle prefers on this device
     threads: int | None = None
     max_context: int = 1024  # KV cache slots (tokens); 46 KB each for SmolLM2-135M
+    spin: bool = True  # let ORT worker threads spin during a run (see decoder.py)
 
 
 class Llm:
@@ -37,7 +38,7 @@ class Llm:
         self.tokenizer = tokenizer
         self.precision = precision
         self.session = DecoderSession(
-            graph, embeddings, layout, options.max_context, options.threads, precision
+            graph, embeddings, layout, options.max_context, options.threads, precision, options.spin
         )
 
     @classmethod
