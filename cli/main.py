@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 import emolive
-from emolive.cli import calibrate, doctor, export, models, run, serve
+from emolive.cli import calibrate, doctor, export, models, reason, run, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +28,7 @@ main.add_command(export.export)
 main.add_command(doctor.doctor)
 main.add_command(serve.serve)
 main.add_command(calibrate.calibrate)
+main.add_command(reason.reason)
 
 
 if __name__ == "__main__":
