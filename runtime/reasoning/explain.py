@@ -143,4 +143,13 @@ def check_explanation(
             kept.append(clause)
     if not kept:
         return CheckedExplanation(fallback_explanation(label, clues), text, tuple(removed), True)
-    return CheckedExplanation(" ".join(kept), text, tuple(removed), False)
+    if not removed:
+        return CheckedExplanation(_close_quotes(text.strip()), text, (), False)
+    # Clauses split at ", but" / ", and" lose their punctuation: end each kept one properly.
+    joined = " ".join(k if k[-1] in ".!?" else k + "." for k in kept)
+    return CheckedExplanation(_close_quotes(joined), text, tuple(removed), False)
+
+
+def _close_quotes(text: str) -> str:
+    """A budget cut inside a quotation leaves it open; close it."""
+    return text + '"' if text.count('"') % 2 else text

@@ -72,13 +72,11 @@ class Reasoner:
     def _budget(self, labels: LabelSet, label_ids: list[list[int]]) -> int:
         """Tokens the prompt may use: the cache less the label and explanation tokens."""
         longest = max(len(ids) for ids in label_ids)
-        return (
-            self.llm.session.max_context
-            - longest
-            - len(self.llm.tokenizer.encode(emo.EXPLANATION_PREFIX))
-            - (self.config.max_explanation_tokens if self.config.explain else 0)
-            - 1
+        lead = max(
+            len(self.llm.tokenizer.encode(f" because {w}")) for w in emo.EXPLANATION_LEADS.values()
         )
+        explain = lead + self.config.max_explanation_tokens if self.config.explain else 0
+        return self.llm.session.max_context - longest - explain - 1
 
     def _render(self, labels: LabelSet, clues: Clues, budget: int) -> tuple[list[int], list]:
         tok = self.llm.tokenizer
@@ -165,7 +163,8 @@ class Reasoner:
         explanation, check = None, None
         if self.config.explain:
             session = self.llm.session
-            cont = tok.encode(" " + label) + tok.encode(emo.EXPLANATION_PREFIX)
+            lead = emo.explanation_lead(clues)
+            cont = tok.encode(f" {label} because {lead}")
             logits = session.forward(cont)[-1]
             gen = generate(
                 session,
@@ -181,7 +180,7 @@ class Reasoner:
                 ),
                 on_token,
             )
-            said = gen.text.split("\n")[0].strip()
+            said = (lead + gen.text.split("\n")[0]).strip()
             checked = check_explanation(said, label, clues, labels.labels)
             if checked.fallback:
                 explanation = checked.text
