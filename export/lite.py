@@ -14,6 +14,7 @@ from emolive.export.bundle import BundleWriter
 STAGES: dict[str, tuple[str, str]] = {
     "vision": ("emolive.export.vision", "add_vision_graphs"),
     "audio": ("emolive.export.audio", "add_audio_models"),
+    "llm": ("emolive.export.llm.bundle", "add_llm_graphs"),
 }
 
 
