@@ -140,3 +140,24 @@ def test_cli_run_writes_jsonl(vision_bundle, media, tmp_path):
         main, ["run", "--bundle", str(vision_bundle), "--source", "/nope.mp4", "--no-audio"]
     )
     assert r.exit_code == 1 and "video file not found: /nope.mp4" in r.output
+
+
+def test_following_faces_between_detections_agrees_with_detecting_every_frame(vision_bundle, media):
+    bundle = Bundle.open(vision_bundle)
+    every = FaceAnalyzer(bundle, VisionConfig(detect_every=1))
+    follow = FaceAnalyzer(bundle, VisionConfig(detect_every=10))
+    cap = cv2.VideoCapture(str(media / "single_face.mp4"))
+    agree, detect_ms, index = [], [], 0
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        a = every.analyze(Frame(index / 30, index, image))
+        b = follow.analyze(Frame(index / 30, index, image))
+        assert len(a) == len(b) == 1
+        agree.append(a[0]["emotion"] == b[0]["emotion"])
+        detect_ms.append(b[0]["latency_ms"]["detect"])
+        index += 1
+    assert np.mean(agree) >= 0.95
+    # The detector ran on every 10th frame only.
+    assert sum(ms > 0 for ms in detect_ms) == len(detect_ms) // 10 + (len(detect_ms) % 10 > 0)

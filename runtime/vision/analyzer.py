@@ -17,8 +17,11 @@ from emolive.runtime.video import check_frame
 from emolive.runtime.vision.clues import measure, visual_clues
 from emolive.runtime.vision.detector import FaceDetector
 from emolive.runtime.vision.expression import ExpressionClassifier
+from emolive.runtime.vision.follow import FollowedFace
 from emolive.runtime.vision.landmarks import FaceLandmarker
 from emolive.runtime.vision.tracker import FaceTracker
+
+MAX_FOLLOW_STEP_S = 0.5  # longer gaps between analysed frames: detect afresh
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,15 @@ class VisionConfig:
     landmarks: bool = True  # verification and visual clues need landmarks
     # 2: also look at four overlapping tiles, for small faces in group shots (~5x detect cost).
     tiles: int = 1
+    # Run the detector at least every k-th analysed frame; in between, faces are followed
+    # from their landmarks (MediaPipe's way). 1 = detect on every frame.
+    detect_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
+        if self.detect_every > 1 and not self.landmarks:
+            raise ValueError("following faces between detections needs landmarks=True")
 
 
 class FaceAnalyzer:
@@ -60,31 +72,65 @@ class FaceAnalyzer:
         self.expression = ExpressionClassifier(runner(EXPRESSION))
         self.labels = tuple(bundle.graph(EXPRESSION).attrs.get("labels", FER_LABELS))
         self.tracker = FaceTracker()
+        self._followed: list = []  # (FollowedFace, FaceLandmarks) of the last frame
+        self._since_detect = 0
+        self._last_t = float("-inf")
         self.backend_info = {
             "runtime": "onnxruntime" if config.backend == "ort" else config.backend,
             "device": config.device,
             "precision": dict(self.precisions),
         }
 
+    def _verified(self, image, faces) -> tuple[list, list, list]:
+        """Faces FaceMesh confirms, with their landmarks and measures."""
+        if self.landmarker is None:
+            return faces, [None] * len(faces), [None] * len(faces)
+        kept, marks_kept, measures = [], [], []
+        # FaceMesh's face-presence score verifies each face: BlazeFace alone fires at ~0.55
+        # on face-like shapes (letters, clouds) where FaceMesh sees no face.
+        for face, marks in zip(faces, self.landmarker.landmarks_many(image, faces), strict=True):
+            if marks.presence >= self.config.min_presence:
+                kept.append(face)
+                marks_kept.append(marks)
+                measures.append(measure(marks.points))
+        return kept, marks_kept, measures
+
     def analyze(self, frame: Frame) -> list[dict]:
         image = check_frame(frame.image)
+        h, w = image.shape[:2]
         t0 = time.perf_counter()
-        faces = self.detector.detect(image)
-        t1 = time.perf_counter()
-        measures = []
-        if self.landmarker is not None:
-            # FaceMesh's face-presence score verifies each detection: BlazeFace alone fires
-            # at ~0.55 on face-like shapes (letters, clouds) where FaceMesh sees no face.
-            kept = []
-            for face, marks in zip(
-                faces, self.landmarker.landmarks_many(image, faces), strict=True
-            ):
-                if marks.presence >= self.config.min_presence:
-                    kept.append(face)
-                    measures.append(measure(marks.points))
-            faces = kept
+        # Follow only across a short step forward in time (not across a seek or a new source).
+        step = frame.t - self._last_t
+        self._last_t = frame.t
+        followed = bool(self._followed) and self._since_detect < self.config.detect_every
+        followed = followed and 0 <= step <= MAX_FOLLOW_STEP_S
+        if followed:
+            faces = [f.next_box(m.points, w, h) for f, m in self._followed]
         else:
-            measures = [None] * len(faces)
+            faces = self.detector.detect(image)
+        t1 = time.perf_counter()
+        kept, marks, measures = self._verified(image, faces)
+        if followed and len(kept) < len(faces):
+            # A followed face was lost: look for faces afresh on this very frame.
+            followed = False
+            t_det = time.perf_counter()
+            faces = self.detector.detect(image)
+            t1 += time.perf_counter() - t_det
+            kept, marks, measures = self._verified(image, faces)
+        faces = kept
+        if followed:
+            self._since_detect += 1
+            self._followed = [(f, m) for (f, _), m in zip(self._followed, marks, strict=True)]
+        else:
+            self._since_detect = 1
+            self._followed = (
+                [
+                    (FollowedFace.from_detection(b, m.points), m)
+                    for b, m in zip(faces, marks, strict=True)
+                ]
+                if self.landmarker is not None and self.config.detect_every > 1
+                else []
+            )
         t2 = time.perf_counter()
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         boxes = [(f.x0, f.y0, f.x1, f.y1) for f in faces]
@@ -92,7 +138,7 @@ class FaceAnalyzer:
         t3 = time.perf_counter()
         ids = self.tracker.update(np.array(boxes).reshape(-1, 4), frame.t)
         latency = {
-            "detect": (t1 - t0) * 1e3,
+            "detect": (t1 - t0) * 1e3 if not followed else 0.0,
             "landmarks": (t2 - t1) * 1e3,
             "expression": (t3 - t2) * 1e3,
             "total": (time.perf_counter() - t0) * 1e3,
