@@ -47,6 +47,9 @@ INPUTS_EMBEDS = "inputs_embeds"
 ATTENTION_MASK = "attention_mask"
 POSITION_IDS = "position_ids"
 LOGITS = "logits"
+# Optional int64 [1] input (default 0 = every position): logits only for the last k positions,
+# so a prefill does not pay for (or allocate) a vocabulary row per prompt token.
+LOGITS_TO_KEEP = "logits_to_keep"
 # The LLM's side files in a bundle's manifest["files"] (token embedding happens in the runtime).
 LLM_EMBEDDINGS = "llm_embeddings"  # .npy [vocab, hidden] float32, memory-mapped
 LLM_TOKENIZER = "llm_tokenizer"  # tokenizer.json (Hugging Face tokenizers)
