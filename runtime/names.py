@@ -47,8 +47,8 @@ INPUTS_EMBEDS = "inputs_embeds"
 ATTENTION_MASK = "attention_mask"
 POSITION_IDS = "position_ids"
 LOGITS = "logits"
-# Optional int64 [1] input (default 0 = every position): logits only for the last k positions,
-# so a prefill does not pay for (or allocate) a vocabulary row per prompt token.
+# int64 [1] input of the exported decoder: logits only for the last k positions (0 = all), so a
+# prefill does not pay for (or allocate) a vocabulary row per prompt token.
 LOGITS_TO_KEEP = "logits_to_keep"
 # The LLM's side files in a bundle's manifest["files"] (token embedding happens in the runtime).
 LLM_EMBEDDINGS = "llm_embeddings"  # .npy [vocab, hidden] float32, memory-mapped

@@ -61,13 +61,27 @@ def test_prefill_reusing_runs_only_the_new_tokens_and_matches_a_fresh_run(tiny):
     b = a[:18] + list(range(50, 62))
     s = _session(exported)
     s.forward(a)
+    before = s.positions_run
     logits = s.prefill_reusing(b)
-    assert logits.shape[0] == len(b) - 18  # the shared 18 tokens were not run again
+    assert s.positions_run - before == len(b) - 18  # the shared 18 tokens were not run again
     fresh = _session(exported).forward(b)
+    assert logits.shape == (1, exported.layout.vocab)
     assert np.abs(logits[-1] - fresh[-1]).max() < 1e-4
     assert s.tokens == b
     again = s.prefill_reusing(b)  # all cached: the last token is run for its logits
-    assert again.shape[0] == 1 and np.abs(again[-1] - fresh[-1]).max() < 1e-4
+    assert s.positions_run - before == len(b) - 18 + 1
+    assert np.abs(again[-1] - fresh[-1]).max() < 1e-4
+
+
+def test_logits_to_keep_gives_the_last_row_of_the_full_logits(tiny):
+    exported, *_ = tiny
+    ids = list(range(5, 30))
+    s = _session(exported)
+    assert s.keeps_logits
+    last = s.forward(ids, last_only=True)
+    full = _session(exported).forward(ids)
+    assert last.shape == (1, exported.layout.vocab) and full.shape[0] == len(ids)
+    assert np.abs(last[0] - full[-1]).max() < 1e-5
 
 
 def test_context_overflow_and_bad_layout_are_clear_errors(tiny):

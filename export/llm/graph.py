@@ -3,7 +3,8 @@
 One graph serves prefill and decode (DESIGN.md, "LLM decoder graph"):
 
     inputs   inputs_embeds [b, s, h], attention_mask [b, t] (int64),
-             past_key_values.{i}.key|value [b, kv, p, d]
+             past_key_values.{i}.key|value [b, kv, p, d],
+             logits_to_keep [1] (int64: logits for the last k positions, 0 = all)
     outputs  logits [b, s, vocab], present.{i}.key|value [b, kv, t or p, d]
 
 Attention is ``com.microsoft.GroupQueryAttention`` with packed QKV and rotary embedding
@@ -33,6 +34,7 @@ from emolive.runtime.names import (
     ATTENTION_MASK,
     INPUTS_EMBEDS,
     LOGITS,
+    LOGITS_TO_KEEP,
     past_key,
     past_value,
     present_key,
@@ -212,7 +214,15 @@ def build_decoder(shape: DecoderShape, weights: DecoderWeights, name: str) -> on
             f"{nxt}/norm", epsilon=eps,
         )  # fmt: skip
         normed, residual = f"{nxt}/normed", f"{nxt}/resid"
-    _linear(g, normed, weights.lm_head, "lm_head", acc, out=LOGITS)
+    # Only the last k positions reach the lm_head (k = 0: all). A prefill needs one row of
+    # vocabulary logits, not one per prompt token: ~17% of its time and 39 MB at 200 tokens.
+    g.node("Neg", [LOGITS_TO_KEEP], ["keep/start"], "keep/neg")
+    g.node(
+        "Slice", [normed, "keep/start", "const/int64_max", "const/time_axis"], ["keep/hidden"],
+        "keep/slice",
+    )  # fmt: skip
+    g.init("const/int64_max", np.array([np.iinfo(np.int64).max], np.int64))
+    _linear(g, "keep/hidden", weights.lm_head, "lm_head", acc, out=LOGITS)
 
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
     kv = [shape.kv_heads]
@@ -220,7 +230,7 @@ def build_decoder(shape: DecoderShape, weights: DecoderWeights, name: str) -> on
         helper.make_tensor_value_info(INPUTS_EMBEDS, f32, ["batch", "sequence", shape.hidden]),
         helper.make_tensor_value_info(ATTENTION_MASK, i64, ["batch", "total_sequence"]),
     ]
-    outputs = [helper.make_tensor_value_info(LOGITS, f32, ["batch", "sequence", shape.vocab])]
+    outputs = [helper.make_tensor_value_info(LOGITS, f32, ["batch", "kept", shape.vocab])]
     for i in range(shape.layers):
         for nm in (past_key(i), past_value(i)):
             inputs.append(
@@ -234,6 +244,8 @@ def build_decoder(shape: DecoderShape, weights: DecoderWeights, name: str) -> on
                     nm, f32, ["batch", *kv, "present_sequence", shape.head_dim]
                 )
             )
+    # A plain input, not an initializer with a default: IOBinding cannot bind those.
+    inputs.append(helper.make_tensor_value_info(LOGITS_TO_KEEP, i64, [1]))
     graph = helper.make_graph(g.nodes, name, inputs, outputs, g.inits)
     model = helper.make_model(
         graph,

@@ -24,6 +24,7 @@ from emolive.runtime.names import (
     ATTENTION_MASK,
     INPUTS_EMBEDS,
     LOGITS,
+    LOGITS_TO_KEEP,
     past_key,
     past_value,
     present_key,
@@ -112,6 +113,8 @@ class DecoderSession:
         self._mask = np.ones((1, self.max_context), np.int64)
         self._step_logits = np.empty((1, 1, layout.vocab), np.float32)
         self._step_logits_value = ort.OrtValue.ortvalue_from_numpy(self._step_logits)
+        self._keep_last = np.array([1], np.int64)
+        self._keep_all = np.array([0], np.int64)
         self._binding = self.session.io_binding()
         for i in range(layout.layers):
             for j, (past, present) in enumerate(
@@ -122,6 +125,7 @@ class DecoderSession:
                 self._binding.bind_ortvalue_output(present, value)
         self.length = 0
         self._tokens: list[int | None] = []  # what each cache slot holds (None: an embedding)
+        self.positions_run = 0  # positions computed over the session's life (cache reuse shows)
 
     def _check_io(self) -> None:
         want_in = {INPUTS_EMBEDS, ATTENTION_MASK}
@@ -129,8 +133,10 @@ class DecoderSession:
         for i in range(self.layout.layers):
             want_in |= {past_key(i), past_value(i)}
             want_out |= {present_key(i), present_value(i)}
-        have_in = set(self.input_names)
+        # logits_to_keep is ours; decoder graphs from elsewhere (affectgpt) may lack it.
+        have_in = set(self.input_names) - {LOGITS_TO_KEEP}
         have_out = set(self.output_names)
+        self.keeps_logits = LOGITS_TO_KEEP in self.input_names
         if have_in != want_in or not want_out <= have_out:
             raise ValueError(
                 f"{self.path}: not a decoder graph for this layout; inputs differ by "
@@ -159,7 +165,7 @@ class DecoderSession:
     def prefill_reusing(self, token_ids: Sequence[int]) -> np.ndarray:
         """Make the cache hold exactly ``token_ids``, reusing the prefix it already holds.
 
-        Returns the logits of the tokens that had to be run (at least the last one).
+        Returns the last position's logits [1, vocab].
         """
         ids = [int(t) for t in token_ids]
         if not ids:
@@ -170,7 +176,7 @@ class DecoderSession:
                 break
             same += 1
         self.truncate(min(same, len(ids) - 1))
-        return self.forward(ids[self.length :])
+        return self.forward(ids[self.length :], last_only=True)
 
     def embed(self, token_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
@@ -178,12 +184,15 @@ class DecoderSession:
             raise ValueError(f"token id outside the vocabulary of {self.embeddings.shape[0]}")
         return np.asarray(self.embeddings[ids], dtype=np.float32)
 
-    def forward(self, token_ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Append tokens to the cache; returns their logits [n, vocab] (a fresh array)."""
+    def forward(self, token_ids: Sequence[int] | np.ndarray, last_only: bool = False) -> np.ndarray:
+        """Append tokens to the cache; returns their logits [n, vocab] (a fresh array), or
+        only the last position's [1, vocab] with ``last_only``."""
         ids = [int(t) for t in np.asarray(token_ids).reshape(-1)]
-        return self.forward_embeds(self.embed(ids), ids)
+        return self.forward_embeds(self.embed(ids), ids, last_only)
 
-    def forward_embeds(self, embeds: np.ndarray, token_ids: list[int] | None = None) -> np.ndarray:
+    def forward_embeds(
+        self, embeds: np.ndarray, token_ids: list[int] | None = None, last_only: bool = False
+    ) -> np.ndarray:
         """Append embedded positions (e.g. modality tokens); ``token_ids`` if they are text."""
         n = int(embeds.shape[0])
         if n == 0:
@@ -197,16 +206,21 @@ class DecoderSession:
         b = self._binding
         b.bind_cpu_input(INPUTS_EMBEDS, np.ascontiguousarray(embeds[None], np.float32))
         b.bind_cpu_input(ATTENTION_MASK, self._mask[:, :total])
-        if n == 1:
+        kept = 1 if last_only and self.keeps_logits else n
+        if self.keeps_logits:
+            b.bind_cpu_input(LOGITS_TO_KEEP, self._keep_last if kept == 1 else self._keep_all)
+        if kept == 1:
             logits, value = self._step_logits, self._step_logits_value
         else:
-            logits = np.empty((1, n, self.layout.vocab), np.float32)
+            logits = np.empty((1, kept, self.layout.vocab), np.float32)
             value = ort.OrtValue.ortvalue_from_numpy(logits)
         b.bind_ortvalue_output(LOGITS, value)
         self.session.run_with_iobinding(b)
         self.length = total
+        self.positions_run += n
         self._tokens.extend(token_ids if token_ids is not None else [None] * n)
-        return logits[0].copy() if n == 1 else logits[0]
+        out = logits[0].copy() if kept == 1 else logits[0]
+        return out[-1:] if last_only else out
 
     def kv_snapshot(self, length: int | None = None) -> list[np.ndarray]:
         """Copies of the cached keys/values [1, kv, length, d] (tests and debugging)."""

@@ -75,7 +75,7 @@ class Llm:
         """Answer a chat from an empty cache; ``on_token`` streams the answer."""
         ids = self.encode_chat(messages)
         self.session.reset()
-        logits = self.session.forward(ids)[-1]
+        logits = self.session.forward(ids, last_only=True)[-1]
         return generate(
             self.session, self.tokenizer, logits, config or GenerationConfig(), on_token
         )

@@ -165,7 +165,7 @@ class Reasoner:
             session = self.llm.session
             lead = emo.explanation_lead(clues)
             cont = tok.encode(f" {label} because {lead}")
-            logits = session.forward(cont)[-1]
+            logits = session.forward(cont, last_only=True)[-1]
             gen = generate(
                 session,
                 tok,
