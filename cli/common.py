@@ -34,3 +34,18 @@ def graceful_stop(session):
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def parse_labels(spec: str) -> tuple[str, ...]:
+    """``fer``, ``mer``, or a comma-separated list of labels (open vocabulary)."""
+    import click
+
+    from emolive.runtime.names import FER_LABELS, MER_LABELS
+
+    named = {"fer": FER_LABELS, "mer": MER_LABELS}
+    if spec.lower() in named:
+        return named[spec.lower()]
+    labels = tuple(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
+    if not labels:
+        raise click.BadParameter(f"no labels in {spec!r}", param_hint="--labels")
+    return labels

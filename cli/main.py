@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 import emolive
-from emolive.cli import calibrate, doctor, export, models, reason, run, serve
+from emolive.cli import bench, calibrate, doctor, export, models, reason, run, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +23,7 @@ def main() -> None:
 
 
 main.add_command(models.models)
+main.add_command(bench.bench)
 main.add_command(run.run)
 main.add_command(export.export)
 main.add_command(doctor.doctor)

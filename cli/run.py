@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from emolive.cli.common import default_bundle, graceful_stop
+from emolive.cli.common import default_bundle, graceful_stop, parse_labels
 
 
 @click.command("run")
@@ -22,7 +22,7 @@ from emolive.cli.common import default_bundle, graceful_stop
     "--bundle",
     type=click.Path(path_type=Path),
     default=None,
-    help="Bundle folder (default: the one `make demo` / `emo-live export` wrote).",
+    help="Bundle folder (default: bundles/lite or $EMOLIVE_BUNDLE).",
 )
 @click.option(
     "--jsonl",
@@ -32,9 +32,32 @@ from emolive.cli.common import default_bundle, graceful_stop
     help="Write events as JSON lines to this file ('-' = stdout).",
 )
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-@click.option("--every", type=int, default=1, show_default=True, help="Analyse every k-th frame.")
+@click.option(
+    "--labels",
+    default="fer",
+    show_default=True,
+    help="Label set: fer (7), mer (6), or your own comma-separated list.",
+)
+@click.option(
+    "--every",
+    "every_s",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds between readings when nobody speaks (speech closes them anyway).",
+)
+@click.option(
+    "--frame-step", type=int, default=1, show_default=True, help="Analyse every k-th frame."
+)
 @click.option("--no-audio", is_flag=True, help="Video only.")
 @click.option("--no-video", is_flag=True, help="Audio only.")
+@click.option(
+    "--audio-source",
+    default=None,
+    help="mic, mic:INDEX, mic:NAME or an audio file (default: the video file's "
+    "audio track, or the default microphone with a camera).",
+)
+@click.option("--no-reason", is_flag=True, help="Fuse readings without the LLM (no explanation).")
 @click.option(
     "--realtime/--all-frames",
     default=None,
@@ -45,9 +68,10 @@ from emolive.cli.common import default_bundle, graceful_stop
     "--precision",
     type=click.Choice(["fp32", "int8"]),
     default=None,
-    help="Force a precision (default: what the bundle measured fastest here).",
+    help="Force the vision graphs' precision (default: what the bundle measured "
+    "fastest on this device).",
 )
-@click.option("--threads", type=int, default=None, help="Threads per ONNX Runtime session.")
+@click.option("--threads", type=int, default=None, help="Threads per vision graph session.")
 @click.option("--max-faces", type=int, default=10, show_default=True)
 @click.option(
     "--tiles",
@@ -56,18 +80,35 @@ from emolive.cli.common import default_bundle, graceful_stop
     show_default=True,
     help="2: also search four overlapping tiles for small faces (group shots; slower).",
 )
-def run(source, bundle, jsonl, duration, every, no_audio, no_video, realtime, precision,
-        threads, max_faces, tiles) -> None:  # fmt: skip
+@click.option(
+    "--show",
+    is_flag=True,
+    help="An overlay window with boxes and the current reading (needs a display).",
+)
+@click.option(
+    "--view/--no-view",
+    default=None,
+    help="A live status line on stderr (default: when stderr is a terminal).",
+)
+def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, no_video,
+        audio_source, no_reason, realtime, precision, threads, max_faces, tiles, show,
+        view) -> None:  # fmt: skip
     """Run emotion recognition on a camera or file and emit readings as JSON lines.
+
+    Per analysed frame and face an `expression` event; per utterance (or every --every
+    seconds without speech) an explained `reading` event. Statistics go to stderr at the end.
 
     \b
     Examples:
+      emo-live run --source clip.mp4 --jsonl out.jsonl
       emo-live run --source clip.mp4 --no-audio --jsonl out.jsonl
-      emo-live run --source 0 --duration 30
+      emo-live run --source 0 --duration 30 --labels mer
+      emo-live run --source 0 --labels "calm,stressed,excited" --show
     """
     from emolive.runtime.bundle import BundleError
     from emolive.runtime.session import Session, SessionConfig, SessionError
     from emolive.runtime.sinks import JsonLines, SinkClosed, SinkError
+    from emolive.runtime.terminal import StatusLine
     from emolive.runtime.video import SourceError
     from emolive.runtime.vision.analyzer import VisionConfig
 
@@ -76,22 +117,41 @@ def run(source, bundle, jsonl, duration, every, no_audio, no_video, realtime, pr
         source=source,
         video=not no_video,
         audio=not no_audio,
+        audio_source=audio_source,
         duration=duration,
         realtime=realtime,
-        every=every,
+        every=frame_step,
+        every_s=every_s,
+        labels=parse_labels(labels),
+        reason=not no_reason,
         vision=VisionConfig(precision=precision, threads=threads, max_faces=max_faces, tiles=tiles),
     )
+    overlay = None
+    if show:
+        from emolive.runtime.overlay import DisplayError, OverlayWindow
+
+        try:
+            overlay = OverlayWindow()
+        except DisplayError as e:
+            raise click.ClickException(str(e)) from e
     try:
-        session = Session(config)
-    except (BundleError, SourceError, SessionError, RuntimeError) as e:
+        session = Session(config, on_frame=overlay.on_frame if overlay else None)
+    except (BundleError, SourceError, SessionError, RuntimeError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     sink = JsonLines(jsonl)
+    status = StatusLine() if (view if view is not None else sys.stderr.isatty()) else None
     interrupted = False
     try:
         with session, graceful_stop(session) as signals:
             try:
                 for event in session:
                     sink.write(event)
+                    if status is not None:
+                        status.update(event)
+                    if overlay is not None:
+                        overlay.on_event(event)
+                        if not overlay.refresh():
+                            session.stop()
             except KeyboardInterrupt:  # a second Ctrl-C: stop without waiting
                 pass
         interrupted = signals["interrupted"]
@@ -105,6 +165,10 @@ def run(source, bundle, jsonl, duration, every, no_audio, no_video, realtime, pr
         raise click.ClickException(str(e)) from e
     finally:
         sink.close()
+        if status is not None:
+            status.close()
+        if overlay is not None:
+            overlay.close()
     stats = session.stats()
     stats["events_written"] = sink.count
     stats["interrupted"] = interrupted

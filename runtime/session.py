@@ -64,7 +64,9 @@ class SessionConfig:
 
 
 class Session:
-    def __init__(self, config: SessionConfig, explain=None) -> None:
+    def __init__(self, config: SessionConfig, explain=None, on_frame=None) -> None:
+        """``explain``: a reasoning callable (default: the bundle's LLM); ``on_frame``:
+        called with (frame, events) after each analysed frame, e.g. an overlay window."""
         if not config.video and not config.audio:
             raise SessionError("nothing to run: both video and audio are switched off")
         self.config = config
@@ -95,7 +97,7 @@ class Session:
         if self.video is not None:
             self.vision = VisionStage(
                 FaceAnalyzer(self.bundle, config.vision), every=config.every,
-                keep_latest=True, on_failure=self._on_failure,
+                on_frame=on_frame, keep_latest=True, on_failure=self._on_failure,
             )  # fmt: skip
             self.vision.connect(self._on_expression)
             self._live_modalities.add("video")

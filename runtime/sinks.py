@@ -39,7 +39,9 @@ class JsonLines:
             self._f.flush()
         except BrokenPipeError as e:
             # The reader went away (`| head`): like any Unix filter, stop quietly.
-            raise SinkClosed(f"{self.name} was closed by its reader after {self.count} events") from e
+            raise SinkClosed(
+                f"{self.name} was closed by its reader after {self.count} events"
+            ) from e
         except OSError as e:
             why = "disk full" if e.errno == errno.ENOSPC else e.strerror
             raise SinkError(

@@ -44,7 +44,9 @@ class OrtGraph:
 
     def __post_init__(self):
         if self.device not in _PROVIDERS:
-            raise ValueError(f"unknown device {self.device!r}; choose one of {', '.join(_PROVIDERS)}")
+            raise ValueError(
+                f"unknown device {self.device!r}; choose one of {', '.join(_PROVIDERS)}"
+            )
         wanted = _PROVIDERS[self.device]
         if wanted[0] not in ort.get_available_providers():
             raise RuntimeError(

@@ -67,6 +67,14 @@ class Reasoner:
     ) -> Reasoner:
         return cls(Llm.from_bundle(bundle, options or LlmOptions()), config)
 
+    def warm_up(self, labels: LabelSet | Sequence[str] | str | None = None) -> None:
+        """Do the once-per-session work now: content-free calibration for ``labels`` (the
+        configured set by default), which also leaves the system prompt in the cache."""
+        labels = self.labels if labels is None else labels
+        if not isinstance(labels, LabelSet):
+            labels = LabelSet.parse(labels)
+        self.content_free(labels, label_token_ids(self.llm.tokenizer, labels))
+
     # -- prompt ---------------------------------------------------------------------------
 
     def _budget(self, labels: LabelSet, label_ids: list[list[int]]) -> int:

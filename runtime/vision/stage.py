@@ -11,7 +11,9 @@ from emolive.runtime.vision.analyzer import FaceAnalyzer
 class VisionStage(Stage):
     """Runs a FaceAnalyzer per frame; a frame that cannot be analysed is counted, not fatal."""
 
-    def __init__(self, analyzer: FaceAnalyzer, every: int = 1, **stage_options) -> None:
+    def __init__(
+        self, analyzer: FaceAnalyzer, every: int = 1, on_frame=None, **stage_options
+    ) -> None:
         stage_options.setdefault("keep_latest", True)
         super().__init__("vision", **stage_options)
         if every < 1:
@@ -22,6 +24,7 @@ class VisionStage(Stage):
         self.last_rejection: str | None = None
         self.frames_with_faces = 0
         self.last_t = 0.0  # media time of the last frame analysed (the session's progress)
+        self.on_frame = on_frame  # (frame, events) after each analysed frame, e.g. an overlay
 
     def process(self, frame: Frame):
         if frame.index % self.every:
@@ -37,6 +40,8 @@ class VisionStage(Stage):
             self.last_t = frame.t
             return None
         self.last_t = frame.t
+        if self.on_frame is not None:
+            self.on_frame(frame, events)
         if events:
             self.frames_with_faces += 1
         return events

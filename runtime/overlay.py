@@ -1,0 +1,77 @@
+"""Drawing for people: boxes, landmarks and the current reading over the frame (``--show``)."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+
+from emolive.runtime.media import Frame
+
+
+class DisplayError(RuntimeError):
+    pass
+
+
+def draw(image: np.ndarray, expressions: list[dict], reading: dict | None) -> np.ndarray:
+    """A copy of ``image`` with each face's box, track id and emotion, and the latest reading."""
+    out = image.copy()
+    for e in expressions:
+        x0, y0, x1, y1 = (int(round(v)) for v in e["box"])
+        cv2.rectangle(out, (x0, y0), (x1, y1), (80, 220, 120), 2)
+        label = f"#{e['track_id']} {e['emotion']} {e['confidence']:.2f}"
+        cv2.putText(out, label, (x0, max(14, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (80, 220, 120), 1, cv2.LINE_AA)  # fmt: skip
+    if reading is not None:
+        lines = [f"{reading['emotion']} ({reading['confidence']:.2f})"]
+        if reading.get("conflict"):
+            lines.append(reading["conflict"]["description"])
+        if reading.get("explanation"):
+            lines.append(reading["explanation"][:90])
+        for i, line in enumerate(lines):
+            y = out.shape[0] - 12 - 22 * (len(lines) - 1 - i)
+            cv2.putText(
+                out, line, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA
+            )
+            cv2.putText(
+                out, line, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA
+            )
+    return out
+
+
+class OverlayWindow:
+    """Keeps the latest analysed frame (from the vision thread) and shows it (main thread)."""
+
+    def __init__(self, title: str = "emo-live") -> None:
+        self.title = title
+        self._lock = threading.Lock()
+        self._latest: tuple[Frame, list[dict]] | None = None
+        self.reading: dict | None = None
+        try:
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+        except cv2.error as e:
+            raise DisplayError(
+                "--show needs OpenCV with a GUI (opencv-python, not opencv-python-headless) "
+                "and a display; use `emo-live serve` for a browser view instead"
+            ) from e
+
+    def on_frame(self, frame: Frame, events: list[dict]) -> None:
+        with self._lock:
+            self._latest = (frame, events)
+
+    def on_event(self, event: dict) -> None:
+        if event["type"] == "reading":
+            self.reading = event
+
+    def refresh(self) -> bool:
+        """Show the latest frame; False when the user closed the window or pressed q/Esc."""
+        with self._lock:
+            latest = self._latest
+        if latest is not None:
+            cv2.imshow(self.title, draw(latest[0].image, latest[1], self.reading))
+        key = cv2.waitKey(1) & 0xFF
+        return key not in (ord("q"), 27)
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)
