@@ -25,11 +25,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from emolive.runtime.bundle import Bundle
-from emolive.runtime.media import SessionClock
+from emolive.runtime.media import AUDIO_RATE, SessionClock
 from emolive.runtime.names import FER_LABELS
 from emolive.runtime.stage import Stage, StageFailure
-from emolive.runtime.video import Camera, SourceError, open_video, paced
+from emolive.runtime.video import Camera, SourceError, SyntheticVideo, open_video, paced
 from emolive.runtime.vision.analyzer import FaceAnalyzer, VisionConfig
 from emolive.runtime.vision.stage import VisionStage
 from emolive.runtime.windows import (
@@ -40,6 +42,7 @@ from emolive.runtime.windows import (
 )
 
 _DONE = object()
+SYNTHETIC_S = 10.0  # length of `--source synthetic` without --duration
 
 
 class SessionError(RuntimeError):
@@ -85,7 +88,13 @@ class Session:
         self._progress_t = {"audio": 0.0}
         self._source_done = {"video": not config.video, "audio": not config.audio}
 
-        self.video = open_video(config.source, self.clock) if config.video else None
+        self.video = None
+        if config.video:
+            self.video = (
+                SyntheticVideo(seconds=config.duration or SYNTHETIC_S)
+                if config.source == "synthetic"
+                else open_video(config.source, self.clock)
+            )
         self.audio_source = self._open_audio() if config.audio else None
         live = (self.video is not None and self.video.live) or (
             self.audio_source is not None and getattr(self.audio_source, "live", False)
@@ -123,6 +132,11 @@ class Session:
         from emolive.runtime.audio.sources import FileSourceConfig, open_audio_file
 
         spec = self.config.audio_source
+        if spec is None and self.config.source == "synthetic":
+            from emolive.runtime.audio.sources import SyntheticAudioSource
+
+            seconds = self.config.duration or SYNTHETIC_S
+            return SyntheticAudioSource(np.zeros(int(seconds * AUDIO_RATE), np.float32))
         if spec is None and isinstance(self.video, Camera):
             spec = "mic"
         if spec is None and self.video is None:
