@@ -65,7 +65,7 @@ def make_demo_clip(
     starts_s: Sequence[float] = (1.0, 9.0),
     video: str = "WolfgangLanger_Pexels.mp4",
 ) -> Path:
-    """Write ``out`` (mp4): the face video with the sentences spoken at ``starts_s``."""
+    """Write ``out`` (mp4, 640x480, 30 fps): the face video with the sentences spoken at ``starts_s``."""
     if len(starts_s) != len(sentences):
         raise ValueError("one start time per sentence")
     ffmpeg = _tool("ffmpeg", "ffmpeg")
@@ -83,7 +83,11 @@ def make_demo_clip(
         write_wav(wav, track)
         proc = subprocess.run(
             [ffmpeg, "-y", "-loglevel", "error", "-i", str(src), "-i", str(wav),
-             "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest", str(out)],
+             "-map", "0:v", "-map", "1:a",
+             # A webcam's format: 640x480 at 30 fps (the source is 640x360 at 24 fps).
+             "-vf", "scale=640:-2,pad=640:480:(ow-iw)/2:(oh-ih)/2,fps=30",
+             "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+             "-c:a", "aac", "-shortest", str(out)],
             capture_output=True, text=True,
         )  # fmt: skip
     if proc.returncode != 0:

@@ -24,6 +24,10 @@ class SessionClock:
     def now(self) -> float:
         return time.monotonic() - self._t0
 
+    def restart(self) -> None:
+        """Zero the clock when capture starts (model loading happens before)."""
+        self._t0 = time.monotonic()
+
 
 @dataclass(frozen=True)
 class Frame:

@@ -95,11 +95,9 @@ class Session:
                 if config.source == "synthetic"
                 else open_video(config.source, self.clock)
             )
-        self.audio_source = self._open_audio() if config.audio else None
-        live = (self.video is not None and self.video.live) or (
-            self.audio_source is not None and getattr(self.audio_source, "live", False)
-        )
+        live = self.video.live if self.video is not None else self._audio_is_live()
         self.realtime = live if config.realtime is None else config.realtime
+        self.audio_source = self._open_audio() if config.audio else None
 
         self.windows = WindowCollector(every_s=config.every_s)
         self.vision = None
@@ -127,6 +125,10 @@ class Session:
         self.reasoning.connect(self._out.put)
 
     # -- construction helpers -------------------------------------------------------------------
+    def _audio_is_live(self) -> bool:
+        spec = self.config.audio_source or self.config.source
+        return spec == "mic" or spec.startswith("mic:")
+
     def _open_audio(self):
         from emolive.runtime.audio.errors import AudioSourceError
         from emolive.runtime.audio.sources import FileSourceConfig, open_audio_file
@@ -151,7 +153,8 @@ class Session:
                 return Microphone(
                     device=int(device) if device and device.isdigit() else device, clock=self.clock
                 )
-            return open_audio_file(spec, FileSourceConfig())
+            # A file replayed in real time is paced on the session clock, like the video.
+            return open_audio_file(spec, FileSourceConfig(realtime=self.realtime), clock=self.clock)
         except AudioSourceError as e:
             raise SessionError(f"{e} (or run video-only: --no-audio)") from e
 
@@ -227,6 +230,7 @@ class Session:
 
     def start(self) -> None:
         self.started_at = time.monotonic()
+        self.clock.restart()
         self.reasoning.start()
         if self.vision is not None:
             self.vision.start()
@@ -253,7 +257,7 @@ class Session:
         stage: VisionStage = self.vision
         frames = self.video.frames(self.clock)
         if self.realtime and not self.video.live:
-            frames = paced(frames)
+            frames = paced(frames, self.clock)
         try:
             while not self._stop.is_set():
                 try:

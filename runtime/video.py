@@ -208,11 +208,11 @@ def open_video(spec: str, clock: SessionClock | None = None):
     return VideoFile(path)
 
 
-def paced(frames: Iterator[Frame]) -> Iterator[Frame]:
-    """Replay file frames at their own speed, as a camera would deliver them."""
-    t0 = time.monotonic()
+def paced(frames: Iterator[Frame], clock: SessionClock | None = None) -> Iterator[Frame]:
+    """Replay file frames at their own speed on the session clock, as a camera would."""
+    clock = clock or SessionClock()
     for f in frames:
-        delay = f.t - (time.monotonic() - t0)
+        delay = f.t - clock.now()
         if delay > 0:
             time.sleep(delay)
         yield f

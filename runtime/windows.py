@@ -85,7 +85,11 @@ def explainer_from_bundle(bundle, config=None):
     from emolive.runtime.reasoning.clues import Clues
     from emolive.runtime.reasoning.reasoner import Reasoner, ReasonerConfig
 
-    reasoner = Reasoner.from_bundle(bundle, config or ReasonerConfig())
+    config = config or ReasonerConfig()
+    reasoner = Reasoner.from_bundle(bundle, config)
+    # Warm up at load, not on the first utterance: the content-free label scores (computed
+    # once per label set) and ONNX Runtime's first runs cost ~1 s.
+    reasoner.reason(Clues(visual=("a face",)), labels=list(config.labels))
 
     def explain(window: Window, labels: Sequence[str]):
         clues = Clues(
