@@ -82,8 +82,7 @@ def decoder_weights(
                 qkv=convert([_layer_key(i, w) for w in ("q", "k", "v")]),
                 o=convert([_layer_key(i, "o")]),
                 post_norm=sd[f"model.layers.{i}.post_attention_layernorm.weight"],
-                gate=convert([_layer_key(i, "gate")]),
-                up=convert([_layer_key(i, "up")]),
+                gate_up=convert([_layer_key(i, "gate"), _layer_key(i, "up")]),
                 down=convert([_layer_key(i, "down")]),
             )
         )
