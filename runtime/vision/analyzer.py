@@ -28,7 +28,10 @@ MAX_FOLLOW_STEP_S = 0.5  # longer gaps between analysed frames: detect afresh
 class VisionConfig:
     backend: str = "ort"
     device: str = "cpu"
-    threads: int | None = None
+    # One thread per graph: the graphs are tiny, so a second intra-op thread costs more than it
+    # gives (benchmarks/vision.py: 1 thread beat 2 on 2 cores), and it leaves a core for
+    # audio and the LLM.
+    threads: int | None = 1
     precision: str | None = None  # None: the variant the bundle measured best for the device
     max_faces: int = 10
     min_face_score: float = 0.5
