@@ -8,10 +8,13 @@ own presentation time, so an utterance lines up with the frames it was spoken ov
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
+T = TypeVar("T")
 AUDIO_RATE = 16_000  # every audio chunk is resampled to 16 kHz mono float32 in [-1, 1]
 
 
@@ -27,6 +30,16 @@ class SessionClock:
     def restart(self) -> None:
         """Zero the clock when capture starts (model loading happens before)."""
         self._t0 = time.monotonic()
+
+
+def paced(items: Iterable[T], clock: SessionClock, due: Callable[[T], float]) -> Iterator[T]:
+    """Replay timestamped media no faster than the session clock: each item is released
+    when the clock reaches ``due(item)``, as a live camera or microphone would deliver it."""
+    for item in items:
+        wait = due(item) - clock.now()
+        if wait > 0:
+            time.sleep(wait)
+        yield item
 
 
 @dataclass(frozen=True)

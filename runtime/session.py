@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from emolive.runtime.bundle import Bundle
-from emolive.runtime.media import AUDIO_RATE, SessionClock
+from emolive.runtime.media import AUDIO_RATE, SessionClock, paced
 from emolive.runtime.names import FER_LABELS
 from emolive.runtime.stage import Stage, StageFailure
-from emolive.runtime.video import Camera, SourceError, SyntheticVideo, open_video, paced
+from emolive.runtime.video import Camera, SourceError, SyntheticVideo, open_video
 from emolive.runtime.vision.analyzer import FaceAnalyzer, VisionConfig
 from emolive.runtime.vision.stage import VisionStage
 from emolive.runtime.windows import (
@@ -257,7 +257,7 @@ class Session:
         stage: VisionStage = self.vision
         frames = self.video.frames(self.clock)
         if self.realtime and not self.video.live:
-            frames = paced(frames, self.clock)
+            frames = paced(frames, self.clock, due=lambda f: f.t)
         try:
             while not self._stop.is_set():
                 try:

@@ -8,7 +8,6 @@ reopened with backoff by the session (issue: live session).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,13 +205,3 @@ def open_video(spec: str, clock: SessionClock | None = None):
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return StillImage(path)
     return VideoFile(path)
-
-
-def paced(frames: Iterator[Frame], clock: SessionClock | None = None) -> Iterator[Frame]:
-    """Replay file frames at their own speed on the session clock, as a camera would."""
-    clock = clock or SessionClock()
-    for f in frames:
-        delay = f.t - clock.now()
-        if delay > 0:
-            time.sleep(delay)
-        yield f

@@ -9,7 +9,6 @@ paced on the session clock like a live capture. The microphone lives in ``microp
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 from emolive.runtime.audio.errors import AudioSourceError, NoAudioTrack, missing_audio_extra
 from emolive.runtime.audio.resample import Resampler, to_mono
 from emolive.runtime.audio.wav import iter_wav_blocks, read_wav_info
-from emolive.runtime.media import AUDIO_RATE, AudioChunk, SessionClock
+from emolive.runtime.media import AUDIO_RATE, AudioChunk, SessionClock, paced
 
 WAV_SUFFIXES = (".wav", ".wave")
 
@@ -60,15 +59,6 @@ class _Rechunker:
         yield from self._cut(final=True)
 
 
-def _paced(chunks: Iterator[AudioChunk], clock: SessionClock | None) -> Iterator[AudioChunk]:
-    clock = clock or SessionClock()
-    for c in chunks:
-        wait = c.end - clock.now()
-        if wait > 0:
-            time.sleep(wait)
-        yield c
-
-
 class WavSource:
     """A WAV file, streamed from disk."""
 
@@ -98,7 +88,11 @@ class WavSource:
 
     def __iter__(self) -> Iterator[AudioChunk]:
         it = self._chunks()
-        return _paced(it, self.clock) if self.config.realtime else it
+        return (
+            paced(it, self.clock or SessionClock(), due=lambda c: c.end)
+            if self.config.realtime
+            else it
+        )
 
 
 class MediaAudioSource:
@@ -169,7 +163,11 @@ class MediaAudioSource:
 
     def __iter__(self) -> Iterator[AudioChunk]:
         it = self._chunks()
-        return _paced(it, self.clock) if self.config.realtime else it
+        return (
+            paced(it, self.clock or SessionClock(), due=lambda c: c.end)
+            if self.config.realtime
+            else it
+        )
 
 
 def open_audio_file(
@@ -215,4 +213,8 @@ class SyntheticAudioSource:
 
     def __iter__(self) -> Iterator[AudioChunk]:
         it = self._chunks()
-        return _paced(it, self.clock) if self.config.realtime else it
+        return (
+            paced(it, self.clock or SessionClock(), due=lambda c: c.end)
+            if self.config.realtime
+            else it
+        )
