@@ -52,6 +52,8 @@ class ReasonerConfig:
 
 
 class Reasoner:
+    """One reasoning stage: owns an ``Llm`` and its cache. Call from one thread at a time."""
+
     def __init__(self, llm: Llm, config: ReasonerConfig = ReasonerConfig()):
         self.llm = llm
         self.config = config
@@ -111,6 +113,9 @@ class Reasoner:
             room -= 8
             kept = "…" + tok.decode(spoken[-room:]).lstrip()
             ids = encode(kept)
+        if len(ids) > budget:
+            raise ClueError(f"the prompt takes {len(ids)} tokens even with the transcript cut; "
+                            f"the context budget is {budget}")  # fmt: skip
         notes.append(
             f"transcript truncated to its last {room} of {len(spoken)} tokens to fit the "
             f"context budget of {budget} prompt tokens"
