@@ -59,10 +59,15 @@ bundle: $(BUNDLE)/manifest.json
 	.venv-fer/bin/pip install -q tensorflow-cpu "opencv-contrib-python-headless<5" pandas tqdm requests matplotlib "setuptools<81"
 	touch $@
 
-bench-peers: .venv-fer/.installed
+# llama.cpp, the LLM peer, builds from source (~4-5 min on 2 cores).
+$(VENV)/.llama-cpp: $(STAMP)
+	CMAKE_ARGS=-DLLAVA_BUILD=OFF $(BIN)/pip install -q llama-cpp-python==0.3.36
+	touch $@
+
+bench-peers: .venv-fer/.installed $(VENV)/.llama-cpp
 
 bench: $(BUNDLE)/manifest.json bench-peers
-	$(BIN)/python benchmarks/vision.py --bundle $(BUNDLE)
+	$(EMO) bench all --bundle $(BUNDLE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
