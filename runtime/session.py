@@ -80,6 +80,7 @@ class Session:
         self._lock = threading.Lock()
         self.failures: list[str] = []
         self.notes: list[str] = []  # degradations, carried by every later reading
+        self.outages: list[tuple[float, float]] = []  # camera lost .. reopened, session clock
         self.frames_captured = 0
         self.chunks_captured = 0
         self.started_at: float | None = None
@@ -192,7 +193,11 @@ class Session:
             ):
                 time.sleep(0.005)
             window.expressions = self.windows._span(window.t_start, window.t_end)
-        window.notes = list(self.notes)
+        window.notes = list(self.notes) + [
+            f"video lost from {a:.1f} s to {b:.1f} s"
+            for a, b in self.outages
+            if a < window.t_end and b > window.t_start
+        ]
         if self.realtime:
             self.reasoning.offer(window)
         else:
@@ -286,8 +291,10 @@ class Session:
             self._source_done["video"] = True
 
     def _reopen_camera(self, error: Exception):
-        """A lost camera is reopened with backoff; readings say video was lost meanwhile."""
-        note = f"video lost at {self.clock.now():.1f} s: {error}"
+        """A lost camera is reopened with backoff. While it is lost, readings say so; once it
+        is back, the readings whose window overlaps the outage say from when to when."""
+        lost_at = self.clock.now()
+        note = f"video lost at {lost_at:.1f} s: {error}"
         self.notes.append(note)
         deadline = time.monotonic() + self.config.camera_reopen_s
         delay = 0.25
@@ -295,11 +302,11 @@ class Session:
             time.sleep(delay)
             delay = min(delay * 2, 4.0)
             try:
-                self.video = Camera(self.video.index, self.video.width, self.video.height)
+                self.video = self.video.reopen()
             except SourceError:
                 continue
             self.notes.remove(note)
-            self.notes.append(f"video reopened at {self.clock.now():.1f} s after a loss")
+            self.outages.append((lost_at, self.clock.now()))
             return self.video.frames(self.clock)
         return None
 
@@ -369,6 +376,7 @@ class Session:
             "wall_s": round(time.monotonic() - self.started_at, 3) if self.started_at else None,
             "failures": list(self.failures),
             "notes": list(self.notes),
+            "video_outages": [[round(a, 2), round(b, 2)] for a, b in self.outages],
             "readings_merged": self.reasoning.merged,
             "readings": self.reasoning.stats.processed,
         }

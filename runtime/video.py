@@ -140,6 +140,10 @@ class Camera:
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
         return cap
 
+    def reopen(self) -> Camera:
+        """The same camera opened again (after it was unplugged); SourceError if still gone."""
+        return Camera(self.index, self.width, self.height)
+
     def frames(self, clock: SessionClock | None = None) -> Iterator[Frame]:
         clock = clock or SessionClock()
         index = 0
