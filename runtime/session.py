@@ -62,6 +62,7 @@ class SessionConfig:
     every_s: float = 5.0  # a reading at least this often without speech
     labels: tuple[str, ...] = FER_LABELS
     reason: bool = True  # use the bundle's LLM to explain (when it has one)
+    explanation_tokens: int = 32  # the explanation's budget: one sentence, on time
     camera_reopen_s: float = 20.0  # keep trying to reopen a lost camera this long
     vision: VisionConfig = field(default_factory=VisionConfig)
 
@@ -160,13 +161,21 @@ class Session:
             raise SessionError(f"{e} (or run video-only: --no-audio)") from e
 
     def _bundle_reasoner(self):
+        from emolive.runtime.llm.model import LlmOptions
         from emolive.runtime.names import LLM_DECODER
         from emolive.runtime.reasoning.reasoner import ReasonerConfig
 
         if LLM_DECODER not in self.bundle.graphs:
             self.notes.append("no reasoning LLM in the bundle: readings are not explained")
             return None
-        return explainer_from_bundle(self.bundle, ReasonerConfig(labels=tuple(self.config.labels)))
+        reasoner = ReasonerConfig(
+            labels=tuple(self.config.labels),
+            max_explanation_tokens=self.config.explanation_tokens,
+            max_explanation_sentences=1,
+        )
+        # The LLM shares the cores with capture, vision and audio: its ONNX Runtime threads
+        # must not spin while waiting (spinning suits a benchmark, not a pipeline).
+        return explainer_from_bundle(self.bundle, reasoner, LlmOptions(spin=False))
 
     def _backend_info(self) -> dict:
         info: dict = {"runtime": "onnxruntime", "device": self.config.vision.device}

@@ -80,15 +80,16 @@ def text_clues(utterances: Sequence[Any]) -> list[str]:
     return ["said: " + json.dumps(text, ensure_ascii=False)] if text else []
 
 
-def explainer_from_bundle(bundle, config=None):
+def explainer_from_bundle(bundle, config=None, options=None):
     """The reasoning LLM of a bundle as the ``explain`` callable of a ReasoningStage."""
     from emolive.runtime.reasoning.clues import Clues
     from emolive.runtime.reasoning.reasoner import Reasoner, ReasonerConfig
 
     config = config or ReasonerConfig()
-    reasoner = Reasoner.from_bundle(bundle, config)
-    # Warm up at load, not on the first utterance: the content-free label scores (computed
-    # once per label set) and ONNX Runtime's first runs cost ~1 s.
+    reasoner = Reasoner.from_bundle(bundle, config, options)
+    # Warm up at load, not on the first utterance: the content-free label scores (once per
+    # label set) and ONNX Runtime's first runs of prefill and decode cost ~1 s together.
+    reasoner.warm_up(list(config.labels))
     reasoner.reason(Clues(visual=("a face",)), labels=list(config.labels))
 
     def explain(window: Window, labels: Sequence[str]):
