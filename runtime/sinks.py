@@ -24,7 +24,7 @@ class JsonLines:
     def __init__(self, target: Path | str | None = None) -> None:
         self.path = None if target in (None, "-") else Path(target)
         try:
-            self._f: TextIO = open(self.path, "a", encoding="utf-8") if self.path else sys.stdout
+            self._f: TextIO = open(self.path, "w", encoding="utf-8") if self.path else sys.stdout
         except OSError as e:
             raise SinkError(f"cannot open {self.path} for writing: {e.strerror}") from e
         self.count = 0

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from emolive.runtime.fusion import reading_event, window_face_scores
+from emolive.runtime.fusion import fuse, map_face_scores, reading_event, window_face_scores
 from emolive.runtime.names import FER_LABELS
 from emolive.runtime.stage import Stage
 
@@ -100,7 +100,14 @@ def explainer_from_bundle(bundle, config=None, options=None):
         )
         if clues.empty:
             return None, None, {"notes": ["no clues in this window: nothing to explain"]}
-        r = reasoner.reason(clues, labels=list(labels))
+        face_scores = window_face_scores(window.expressions)
+        face = map_face_scores(face_scores, labels) if face_scores else None
+
+        def decide(llm_probs: np.ndarray) -> int:
+            # Explain the label the reading will carry: the LLM's scores fused with the face.
+            return int(np.argmax(fuse(labels, face, llm_probs)))
+
+        r = reasoner.reason(clues, labels=list(labels), decide=decide)
         scores = np.array([r["scores"][lab] for lab in labels], dtype=np.float64)
         info = {
             "notes": list(r.get("notes", [])),

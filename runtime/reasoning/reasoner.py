@@ -151,7 +151,10 @@ class Reasoner:
         clues: Clues | Mapping,
         labels: LabelSet | Sequence[str] | str | None = None,
         on_token: Callable[[Token], None] | None = None,
+        decide: Callable[[np.ndarray], int] | None = None,
     ) -> dict:
+        """``decide``: picks the label to explain from the calibrated LLM probabilities (the
+        live session fuses them with the face's evidence first); default: their argmax."""
         t0 = time.perf_counter()
         if not isinstance(clues, Clues):
             clues = Clues.from_mapping(clues)
@@ -170,7 +173,7 @@ class Reasoner:
         raw = self._label_probs(labels, ids, label_ids)
         probs = calibrate(raw, cf) if cf is not None else raw
         t_labels = time.perf_counter()
-        top = int(np.argmax(probs))
+        top = int(np.argmax(probs)) if decide is None else int(decide(probs))
         label = labels.labels[top]
 
         explanation, check = None, None
@@ -200,7 +203,7 @@ class Reasoner:
             elif not checked.removed or checked.removed[0]["text"] != split_clauses(said)[0]:
                 explanation = f"The person feels {label} because {checked.text}"
             else:  # the clause that followed "because" was dropped
-                explanation = f"The person feels {label}. {checked.text}"
+                explanation = f"The person feels {label}. {_sentence(checked.text)}"
             check = {**checked.report(), "stop_reason": gen.stop_reason}
         t_end = time.perf_counter()
         return {
@@ -230,3 +233,11 @@ class Reasoner:
                 "total": round((t_end - t0) * 1e3, 1),
             },
         }
+
+
+def _sentence(text: str) -> str:
+    """A clause left after the check as a sentence of its own: no leading conjunction."""
+    words = text.strip().split(" ", 1)
+    if len(words) == 2 and words[0].lower() in ("and", "but", "so", "because", "or"):
+        text = words[1]
+    return text[:1].upper() + text[1:]
