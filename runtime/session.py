@@ -105,7 +105,8 @@ class Session:
         self.vision = None
         if self.video is not None:
             self.vision = VisionStage(
-                FaceAnalyzer(self.bundle, config.vision), every=config.every,
+                [FaceAnalyzer(self.bundle, config.vision) for _ in range(config.vision.workers)],
+                every=config.every,
                 on_frame=on_frame, keep_latest=True, on_failure=self._on_failure,
             )  # fmt: skip
             self.vision.connect(self._on_expression)

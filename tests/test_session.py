@@ -104,7 +104,7 @@ def test_session_reports_a_failing_stage_after_delivering_events(vision_bundle, 
     s = _session(vision_bundle, "synthetic")
     s.video = SyntheticVideo(image=cv2.imread(str(astronaut)), seconds=1.0)
     calls = {"n": 0}
-    real = s.vision.analyzer.analyze
+    real = s.vision.analyzer.observe
 
     def flaky(frame):
         calls["n"] += 1
@@ -112,7 +112,7 @@ def test_session_reports_a_failing_stage_after_delivering_events(vision_bundle, 
             raise RuntimeError("graph exploded")
         return real(frame)
 
-    s.vision.analyzer.analyze = flaky
+    s.vision.analyzer.observe = flaky
     got = []
     with pytest.raises(SessionError, match="stage 'vision' failed: RuntimeError: graph exploded"):
         with s:
@@ -161,3 +161,28 @@ def test_following_faces_between_detections_agrees_with_detecting_every_frame(vi
     assert np.mean(agree) >= 0.95
     # The detector ran on every 10th frame only.
     assert sum(ms > 0 for ms in detect_ms) == len(detect_ms) // 10 + (len(detect_ms) % 10 > 0)
+
+
+def test_two_analyzers_in_parallel_give_the_same_events_in_order(vision_bundle, media):
+    from emolive.runtime.vision.stage import VisionStage
+
+    bundle = Bundle.open(vision_bundle)
+    config = VisionConfig(detect_every=1)
+    cap = cv2.VideoCapture(str(media / "single_face.mp4"))
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(Frame(len(frames) / 30, len(frames), image))
+    one = VisionStage(FaceAnalyzer(bundle, config)).run_inline(frames)
+    two = VisionStage([FaceAnalyzer(bundle, config), FaceAnalyzer(bundle, config)]).run_inline(
+        frames
+    )
+    assert [e["frame"] for e in two] == [e["frame"] for e in one] == list(range(len(frames)))
+    assert [e["track_id"] for e in two] == [e["track_id"] for e in one]
+    np.testing.assert_allclose(
+        [list(e["scores"].values()) for e in two],
+        [list(e["scores"].values()) for e in one],
+        atol=1e-6,
+    )

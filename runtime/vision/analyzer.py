@@ -25,6 +25,19 @@ MAX_FOLLOW_STEP_S = 0.5  # longer gaps between analysed frames: detect afresh
 
 
 @dataclass(frozen=True)
+class FrameObservation:
+    """What one frame showed, before tracking: see FaceAnalyzer.observe."""
+
+    frame: Frame
+    faces: list
+    boxes: list
+    probs: np.ndarray
+    measures: list
+    latency_ms: dict
+    started: float  # perf_counter at the start of the frame's analysis
+
+
+@dataclass(frozen=True)
 class VisionConfig:
     backend: str = "ort"
     device: str = "cpu"
@@ -42,8 +55,13 @@ class VisionConfig:
     # Run the detector at least every k-th analysed frame; in between, faces are followed
     # from their landmarks (MediaPipe's way). 1 = detect on every frame.
     detect_every: int = 10
+    # Analyzers observing consecutive frames in parallel, one thread each: 2 uses both cores
+    # of a 2-core machine for vision alone (benchmarks), 1 leaves a core to audio and the LLM.
+    workers: int = 1
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
         if self.detect_every > 1 and not self.landmarks:
@@ -99,6 +117,15 @@ class FaceAnalyzer:
         return kept, marks_kept, measures
 
     def analyze(self, frame: Frame) -> list[dict]:
+        """One ``expression`` event per face of ``frame`` (frames must come in order)."""
+        return self.events(self.observe(frame))
+
+    def observe(self, frame: Frame) -> FrameObservation:
+        """Faces, expression and measures of one frame, without track ids.
+
+        Keeps only the state needed to follow faces, so a pool of analyzers can observe
+        alternate frames in parallel and one ``events`` call per frame, in order, tracks them.
+        """
         image = check_frame(frame.image)
         h, w = image.shape[:2]
         t0 = time.perf_counter()
@@ -139,13 +166,18 @@ class FaceAnalyzer:
         boxes = [(f.x0, f.y0, f.x1, f.y1) for f in faces]
         probs = self.expression.classify(gray, boxes)
         t3 = time.perf_counter()
-        ids = self.tracker.update(np.array(boxes).reshape(-1, 4), frame.t)
         latency = {
             "detect": (t1 - t0) * 1e3 if not followed else 0.0,
             "landmarks": (t2 - t1) * 1e3,
             "expression": (t3 - t2) * 1e3,
-            "total": (time.perf_counter() - t0) * 1e3,
         }
+        return FrameObservation(frame, faces, boxes, probs, measures, latency, t0)
+
+    def events(self, obs: FrameObservation) -> list[dict]:
+        """Track ids and events for an observation; call in frame order."""
+        frame = obs.frame
+        ids = self.tracker.update(np.array(obs.boxes).reshape(-1, 4), frame.t)
+        latency = {**obs.latency_ms, "total": (time.perf_counter() - obs.started) * 1e3}
         return [
             expression_event(
                 t=frame.t,
@@ -161,5 +193,7 @@ class FaceAnalyzer:
                 latency_ms=latency,
                 backend=self.backend_info,
             )
-            for face, box, p, m, tid in zip(faces, boxes, probs, measures, ids, strict=True)
+            for face, box, p, m, tid in zip(
+                obs.faces, obs.boxes, obs.probs, obs.measures, ids, strict=True
+            )
         ]
