@@ -19,7 +19,7 @@ demo: $(BUNDLE)/manifest.json
 	@echo "== the demo clip: a face video from the test media + espeak-ng speech =="
 	$(EMO) models clip demo.mp4
 	@echo "== emo-live run on it (video + audio) =="
-	$(EMO) run --bundle $(BUNDLE) --source demo.mp4 --jsonl demo-readings.jsonl
+	$(EMO) run --bundle $(BUNDLE) --source demo.mp4 --labels mer --jsonl demo-readings.jsonl
 	@echo "== explained readings (all $$(wc -l < demo-readings.jsonl) events are in demo-readings.jsonl) =="
 	@$(BIN)/python -m emolive.cli.show demo-readings.jsonl
 

@@ -126,7 +126,11 @@ def fallback_explanation(label: str, clues: Clues) -> str:
             items.append(f'"{clues.transcript[:80]}"')
         if items:
             parts.append(f"{title}: {'; '.join(items)}")
-    return f"Scored {label} from " + " | ".join(parts) if parts else f"Scored {label}."
+    # Said when the model's own words did not survive the check: what the reading rests on.
+    if not parts:
+        return f"Read as {label}."
+    text = f"Read as {label}, weighing " + "; and ".join(parts)
+    return text if text.endswith((".", '"', "!", "?")) else text + "."
 
 
 def check_explanation(
