@@ -24,6 +24,7 @@ demo: $(BUNDLE)/manifest.json
 	@$(BIN)/python -m emolive.cli.show demo-readings.jsonl
 
 test: $(STAMP) sources
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 apt:
