@@ -28,22 +28,29 @@ class FrameError(ValueError):
     """A frame that cannot be analysed (empty, wrong shape or dtype); the message says why."""
 
 
-def check_frame(image) -> np.ndarray:
-    """The frame as HxWx3 uint8 BGR, or FrameError naming what is wrong with it."""
+def check_frame(image, field: str = "frame", convert: bool = True) -> np.ndarray:
+    """The frame as HxWx3 uint8 BGR, or a FrameError naming ``field`` and what is wrong.
+
+    With ``convert``, gray and BGRA frames are converted (a camera may deliver either);
+    without it they are refused, for callers that promise BGR in (the detector's API).
+    """
     if image is None:
-        raise FrameError("frame is None (the source returned no image)")
+        raise FrameError(f"{field} is None (the source returned no image)")
     if not isinstance(image, np.ndarray):
-        raise FrameError(f"frame must be a numpy array, got {type(image).__name__}")
-    if image.size == 0 or image.ndim < 2 or min(image.shape[:2]) == 0:
-        raise FrameError(f"frame has zero size (shape {image.shape})")
+        raise FrameError(f"{field} is a {type(image).__name__}, expected a numpy array")
     if image.dtype != np.uint8:
-        raise FrameError(f"frame dtype must be uint8, got {image.dtype}")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise FrameError(f"frame must be HxW, HxWx3 or HxWx4, got shape {image.shape}")
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        raise FrameError(f"{field} has dtype {image.dtype}, expected uint8")
+    if image.ndim < 2 or image.size == 0 or min(image.shape[:2]) == 0:
+        raise FrameError(f"{field} is empty (zero size, shape {image.shape})")
+    gray_or_bgra = image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 4)
+    if gray_or_bgra and convert:
+        code = cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_BGRA2BGR
+        return cv2.cvtColor(image, code)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise FrameError(
+            f"{field} has shape {image.shape}, expected HxWx3 BGR "
+            "(convert gray or BGRA frames with cv2.cvtColor first)"
+        )
     return image
 
 

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from emolive.runtime.names import FACE_DETECTOR_BOXES, FACE_DETECTOR_INPUT, FACE_DETECTOR_SCORES
+from emolive.runtime.video import check_frame
 
 INPUT_SIZE = 128
 # MediaPipe face_detection_short_range: SsdAnchorsCalculator options. Layers with the same
@@ -67,24 +68,6 @@ class FaceBox:
     @property
     def centre(self) -> tuple[float, float]:
         return (self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2
-
-
-def check_frame(frame_bgr, field: str = "frame_bgr") -> np.ndarray:
-    """The frame as given if it is an HxWx3 uint8 BGR image; a ValueError naming the field if not."""
-    if frame_bgr is None:
-        raise ValueError(f"{field} is None; expected an HxWx3 uint8 BGR image")
-    if not isinstance(frame_bgr, np.ndarray):
-        raise ValueError(f"{field} is a {type(frame_bgr).__name__}, expected a numpy array")
-    if frame_bgr.dtype != np.uint8:
-        raise ValueError(f"{field} has dtype {frame_bgr.dtype}, expected uint8")
-    if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
-        raise ValueError(
-            f"{field} has shape {frame_bgr.shape}, expected HxWx3 BGR "
-            "(convert gray or BGRA frames with cv2.cvtColor first)"
-        )
-    if frame_bgr.shape[0] == 0 or frame_bgr.shape[1] == 0:
-        raise ValueError(f"{field} is empty (shape {frame_bgr.shape})")
-    return frame_bgr
 
 
 @dataclass(frozen=True)
@@ -267,7 +250,7 @@ class FaceDetector:
         return boxes[keep], scores[keep], kps[keep]
 
     def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
-        frame = check_frame(frame_bgr)
+        frame = check_frame(frame_bgr, "frame_bgr", convert=False)
         h, w = frame.shape[:2]
         found = [self._region_candidates(frame, r) for r in _regions(w, h, self.tiles)]
         boxes = np.concatenate([f[0] for f in found])

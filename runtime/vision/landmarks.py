@@ -19,7 +19,8 @@ from emolive.runtime.names import (
     FACE_LANDMARKS_POINTS,
     FACE_LANDMARKS_PRESENCE,
 )
-from emolive.runtime.vision.detector import FaceBox, check_frame
+from emolive.runtime.video import check_frame
+from emolive.runtime.vision.detector import FaceBox
 
 INPUT_SIZE = 192
 NUM_LANDMARKS = 468
@@ -104,7 +105,7 @@ class FaceLandmarker:
 
     def landmarks_many(self, frame_bgr: np.ndarray, boxes: list[FaceBox]) -> list[FaceLandmarks]:
         """Landmarks for several faces of one frame in a single graph run."""
-        frame = check_frame(frame_bgr)
+        frame = check_frame(frame_bgr, "frame_bgr", convert=False)
         if not boxes:
             return []
         for i, box in enumerate(boxes):
