@@ -59,10 +59,26 @@ class _Rechunker:
         yield from self._cut(final=True)
 
 
-class WavSource:
-    """A WAV file, streamed from disk."""
+class _ChunkedSource:
+    """What the file and synthetic sources share: chunks from ``_chunks()``, paced on the
+    session clock when ``config.realtime`` (a file replayed like a live capture)."""
 
     live = False
+    config: FileSourceConfig
+    clock: SessionClock | None
+
+    def _chunks(self) -> Iterator[AudioChunk]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        it = self._chunks()
+        if self.config.realtime:
+            return paced(it, self.clock or SessionClock(), due=lambda c: c.end)
+        return it
+
+
+class WavSource(_ChunkedSource):
+    """A WAV file, streamed from disk."""
 
     def __init__(
         self,
@@ -86,19 +102,9 @@ class WavSource:
             yield from r.feed(block)
         yield from r.finish()
 
-    def __iter__(self) -> Iterator[AudioChunk]:
-        it = self._chunks()
-        return (
-            paced(it, self.clock or SessionClock(), due=lambda c: c.end)
-            if self.config.realtime
-            else it
-        )
 
-
-class MediaAudioSource:
+class MediaAudioSource(_ChunkedSource):
     """The first audio stream of a media file (mp4, mov, mkv, mp3, flac, ...), via PyAV."""
-
-    live = False
 
     def __init__(
         self,
@@ -161,14 +167,6 @@ class MediaAudioSource:
                     yield from rechunker.feed(f.to_ndarray().reshape(-1))
                 yield from rechunker.finish()
 
-    def __iter__(self) -> Iterator[AudioChunk]:
-        it = self._chunks()
-        return (
-            paced(it, self.clock or SessionClock(), due=lambda c: c.end)
-            if self.config.realtime
-            else it
-        )
-
 
 def open_audio_file(
     path: Path | str,
@@ -184,13 +182,11 @@ def open_audio_file(
     return MediaAudioSource(path, config, clock)
 
 
-class SyntheticAudioSource:
+class SyntheticAudioSource(_ChunkedSource):
     """A signal given as samples (any rate, mono or [n, channels]), cut into chunks.
 
     For tests and demos: it goes through the same resampling and chunking as a file.
     """
-
-    live = False
 
     def __init__(
         self,
@@ -210,11 +206,3 @@ class SyntheticAudioSource:
         r = _Rechunker(self.rate, self.config.chunk_samples, self.config.t0, self.name)
         yield from r.feed(self.samples)
         yield from r.finish()
-
-    def __iter__(self) -> Iterator[AudioChunk]:
-        it = self._chunks()
-        return (
-            paced(it, self.clock or SessionClock(), due=lambda c: c.end)
-            if self.config.realtime
-            else it
-        )
