@@ -31,6 +31,18 @@ class GraphRunner(Protocol):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
+def require_tensors(
+    runner: GraphRunner, graph: str, inputs: tuple[str, ...] = (), outputs: tuple[str, ...] = ()
+) -> None:
+    """A ValueError naming ``graph`` and what it has, if it lacks any of these tensors."""
+    missing = (set(inputs) - set(runner.input_names)) | (set(outputs) - set(runner.output_names))
+    if missing:
+        raise ValueError(
+            f"{graph} graph lacks tensors {sorted(missing)}; it has inputs "
+            f"{runner.input_names} and outputs {runner.output_names}"
+        )
+
+
 def load(backend: str, path: Path, precision: str, **options) -> GraphRunner:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from emolive.runtime.backends import require_tensors
 from emolive.runtime.names import FACE_DETECTOR_BOXES, FACE_DETECTOR_INPUT, FACE_DETECTOR_SCORES
 from emolive.runtime.video import check_frame
 
@@ -184,13 +185,10 @@ class FaceDetector:
             raise ValueError(f"max_faces must be >= 1, got {max_faces}")
         if tiles not in (1, 2):
             raise ValueError(f"tiles must be 1 (whole frame) or 2 (plus 2x2 tiles), got {tiles}")
-        missing = {FACE_DETECTOR_INPUT} - set(runner.input_names)
-        missing |= {FACE_DETECTOR_BOXES, FACE_DETECTOR_SCORES} - set(runner.output_names)
-        if missing:
-            raise ValueError(
-                f"face detector graph lacks tensors {sorted(missing)}; it has inputs "
-                f"{runner.input_names} and outputs {runner.output_names}"
-            )
+        require_tensors(
+            runner, "face detector", (FACE_DETECTOR_INPUT,),
+            (FACE_DETECTOR_BOXES, FACE_DETECTOR_SCORES),
+        )  # fmt: skip
         self.runner = runner
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou

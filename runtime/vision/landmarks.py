@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from emolive.runtime.backends import require_tensors
 from emolive.runtime.names import (
     FACE_LANDMARKS_INPUT,
     FACE_LANDMARKS_POINTS,
@@ -73,13 +74,10 @@ class FaceLandmarker:
     """FaceMesh on a GraphRunner: ``landmarks(frame, box)`` -> 468 points in frame pixels."""
 
     def __init__(self, runner):
-        missing = {FACE_LANDMARKS_INPUT} - set(runner.input_names)
-        missing |= {FACE_LANDMARKS_POINTS, FACE_LANDMARKS_PRESENCE} - set(runner.output_names)
-        if missing:
-            raise ValueError(
-                f"face landmark graph lacks tensors {sorted(missing)}; it has inputs "
-                f"{runner.input_names} and outputs {runner.output_names}"
-            )
+        require_tensors(
+            runner, "face landmark", (FACE_LANDMARKS_INPUT,),
+            (FACE_LANDMARKS_POINTS, FACE_LANDMARKS_PRESENCE),
+        )  # fmt: skip
         self.runner = runner
 
     @staticmethod
