@@ -40,11 +40,10 @@ def parse_labels(spec: str) -> tuple[str, ...]:
     """``fer``, ``mer``, or a comma-separated list of labels (open vocabulary)."""
     import click
 
-    from emolive.runtime.names import FER_LABELS, MER_LABELS
+    from emolive.runtime.reasoning.labels import LABEL_SETS
 
-    named = {"fer": FER_LABELS, "mer": MER_LABELS}
-    if spec.lower() in named:
-        return named[spec.lower()]
+    if spec.strip().lower() in LABEL_SETS:
+        return LABEL_SETS[spec.strip().lower()]
     labels = tuple(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
     if not labels:
         raise click.BadParameter(f"no labels in {spec!r}", param_hint="--labels")

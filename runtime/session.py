@@ -202,7 +202,7 @@ class Session:
                 and not self._stop.is_set()
             ):
                 time.sleep(0.005)
-            window.expressions = self.windows._span(window.t_start, window.t_end)
+            window.expressions = self.windows.span(window.t_start, window.t_end)
         window.notes = list(self.notes) + [
             f"video lost from {a:.1f} s to {b:.1f} s"
             for a, b in self.outages

@@ -137,7 +137,7 @@ class WindowCollector:
             while self._expressions and event["t"] - self._expressions[0]["t"] > self.keep_s:
                 self._expressions.popleft()
 
-    def _span(self, t0: float, t1: float) -> list[dict]:
+    def span(self, t0: float, t1: float) -> list[dict]:
         with self._lock:
             return [e for e in self._expressions if t0 <= e["t"] <= t1]
 
@@ -145,21 +145,21 @@ class WindowCollector:
         # From the last window's end (faces seen in between count), at most every_s back.
         t0 = min(utterance.t_start, max(self.last_end, utterance.t_start - self.every_s))
         self.last_end = max(self.last_end, utterance.t_end)
-        return Window(t0, utterance.t_end, self._span(t0, utterance.t_end), [utterance])
+        return Window(t0, utterance.t_end, self.span(t0, utterance.t_end), [utterance])
 
     def due(self, now_t: float) -> Window | None:
         """A silent window when ``every_s`` has passed since the last one ended."""
         if now_t - self.last_end < self.every_s:
             return None
         t0, self.last_end = self.last_end, now_t
-        return Window(t0, now_t, self._span(t0, now_t))
+        return Window(t0, now_t, self.span(t0, now_t))
 
     def final(self, now_t: float) -> Window | None:
         """What is left at the end of a session, if anything was seen since the last window."""
         if now_t <= self.last_end:
             return None
         t0, self.last_end = self.last_end, now_t
-        span = self._span(t0, now_t)
+        span = self.span(t0, now_t)
         return Window(t0, now_t, span) if span else None
 
 
