@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from emolive.cli.common import default_bundle
+from emolive.runtime.names import LLM_PRECISIONS
 
 
 @click.command("reason")
@@ -36,7 +37,7 @@ from emolive.cli.common import default_bundle
 @click.option("--bundle", type=click.Path(path_type=Path), default=None, help="Bundle folder.")
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "int8", "int4"]),
+    type=click.Choice(LLM_PRECISIONS),
     default=None,
     help="LLM weight form (default: the one the bundle prefers).",
 )

@@ -69,3 +69,7 @@ def present_key(layer: int) -> str:
 
 def present_value(layer: int) -> str:
     return f"present.{layer}.value"
+
+
+# The LLM decoder's weight forms (export/llm/forms.py builds them; a bundle says which it has).
+LLM_PRECISIONS = ("fp32", "int8", "int4", "int4f")

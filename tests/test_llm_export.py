@@ -150,6 +150,10 @@ def test_graph_follows_the_decoder_contract(exported):
     assert "GroupQueryAttention" in ops and "SkipSimplifiedLayerNormalization" in ops
     int4 = onnx.load(str(ex.graphs["int4"]), load_external_data=False)
     assert sum(n.op_type == "MatMulNBits" for n in int4.graph.node) == 2 * 4 + 1  # gate+up fused
+    int4f = onnx.load(str(ex.graphs["int4f"]), load_external_data=False)
+    ops = [n.op_type for n in int4f.graph.node]
+    assert ops.count("MatMulNBits") == 2 * 4 + 1 and "Add" not in ops  # remainder folded in
+    assert ops.count("Concat") == 2 * 4  # [x, blocksum(x)] once per distinct input
 
 
 def test_fp32_graph_matches_torch(exported):
@@ -162,7 +166,7 @@ def test_fp32_graph_matches_torch(exported):
     assert ex.checks["fp32"]["greedy_tokens_equal"] == ex.checks["fp32"]["greedy_steps"]
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8", "int4"])
+@pytest.mark.parametrize("precision", ["fp32", "int8", "int4", "int4f"])
 def test_prefill_then_decode_equals_full_recompute(exported, precision):
     ex, _ = exported
     ids = list(np.random.default_rng(2).integers(0, 300, 30))
@@ -183,6 +187,43 @@ def test_int4_keeps_q4_1_exactly(tmp_path, exported):
     ids = list(np.random.default_rng(3).integers(0, 300, 24))
     got = _session(exact, "int4").forward(ids)
     assert np.abs(got - _torch_logits(loaded.model, ids)).max() < 1e-4
+
+
+def test_int4f_graph_computes_its_folded_weights(tmp_path, exported):
+    """At accuracy level 0 the int4f graph is the model with the folded weights, exactly."""
+    import copy
+
+    ex, loaded = exported
+    cfg = LlmExportConfig(precisions=("int4f",), int4_accuracy_level=0, report=False)
+    folded = export_forms(loaded, tmp_path, cfg, log=lambda m: None)
+    reference = copy.deepcopy(loaded.model)
+    with torch.no_grad():
+        for name, p in reference.named_parameters():
+            if name in loaded.q4_1:
+                p.copy_(torch.from_numpy(quant.q4_1_folded(loaded.q4_1[name]).dequantize()))
+    ids = list(np.random.default_rng(3).integers(0, 300, 24))
+    got = _session(folded, "int4f").forward(ids)
+    assert np.abs(got - _torch_logits(reference, ids)).max() < 1e-4
+    # ...and that model is the Q4_1 one up to the rounded remainders.
+    assert np.abs(got - _torch_logits(loaded.model, ids)).max() < 0.05
+
+
+def test_q4_1_folded_keeps_the_codes_and_rounds_only_the_remainder():
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(8, 1536)).astype(np.float32)
+    w[0] += 3.0
+    blocks = quant.q4_1_from_float(w)
+    exact, folded = quant.q4_1_exact(blocks), quant.q4_1_folded(blocks)
+    kb = 1536 // 32
+    assert folded.in_features == 1536 and folded.blocksum_columns == 64  # 48 sums, padded
+    assert np.array_equal(folded.packed[:, :kb], exact.packed)
+    assert np.array_equal(folded.scales[:, :kb], exact.scales)
+    assert exact.remainder is not None
+    r = exact.remainder.T  # [N, kb]
+    span = np.maximum(r.max(1), 0) - np.minimum(r.min(1), 0)  # the folded block's range per row
+    err = np.abs(folded.dequantize() - blocks.dequantize()).reshape(8, kb, 32).max(-1)
+    assert (err <= span[:, None] / 30 + 1e-6).all()
+    assert err.max() > 0  # rounded, not exact: that is int4's job
 
 
 def test_q4_1_mapping_is_exact_even_when_the_minimum_is_far_from_the_grid():
@@ -220,7 +261,7 @@ def test_bundle_entry_opens_and_records_layout(tmp_path):
     exported, _ = tiny_bundle(tmp_path / "bundle", tmp_path / "work")
     bundle = Bundle.open(tmp_path / "bundle")
     entry = bundle.graph(LLM_DECODER)
-    assert set(entry.variants) == {"fp32", "int8", "int4"}
+    assert set(entry.variants) == {"fp32", "int8", "int4", "int4f"}
     assert entry.attrs["layers"] == 2 and entry.attrs["takes_position_ids"] is False
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     check = manifest["graphs"][LLM_DECODER]["checks"]["fp32"]

