@@ -253,21 +253,36 @@ def machine() -> dict:
             "versions": versions, "commit": commit or None}  # fmt: skip
 
 
-def summarize(forms: dict, llama: dict, ppl: dict) -> dict:
-    """Each target against the best form that keeps perplexity within 1% of fp32."""
+def paired_ratios(form_runs: list[dict], llama_runs: list[dict], metric: str) -> dict:
+    """Form / llama.cpp per repeat: the two ran a minute apart, so machine drift (this VM's
+    memory bandwidth moves by +-15% over minutes) cancels in each pair, not across them."""
+    ratios = [f[metric] / ll[metric] for f, ll in zip(form_runs, llama_runs, strict=True)]
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
+            "pairs": len(ratios)}  # fmt: skip
+
+
+def summarize(forms: dict, llama: dict, ppl: dict, runs: dict | None = None) -> dict:
+    """Each target against the best form that keeps perplexity within 1% of fp32.
+
+    With ``runs`` (every repeat's results), speed ratios are the median of per-repeat pairs
+    (``paired_ratios``); without, best against best."""
     within = [p for p in forms if p == "fp32" or (ppl.get(p) is not None and ppl[p] <= 0.01)]
 
     def top(metric: str, high: bool = True) -> str:
         pick = max if high else min
         return pick(within, key=lambda p: forms[p][metric])
 
+    def ratio(form: str, metric: str) -> dict:
+        if runs:
+            paired = paired_ratios(runs[form], runs["llama.cpp"], metric)
+            return {"form": form, "ratio": paired["median"], "paired": paired}
+        return {"form": form, "ratio": forms[form][metric] / llama[metric]}
+
     dec, pre, lab = top("decode_tok_s"), top("prefill_tok_s"), top("labels_ready_ms_warm", False)
     out = {
         "forms_within_1pct_perplexity": within,
-        "decode_vs_llama_cpp": {"form": dec,
-                                "ratio": forms[dec]["decode_tok_s"] / llama["decode_tok_s"]},
-        "prefill_vs_llama_cpp": {"form": pre,
-                                 "ratio": forms[pre]["prefill_tok_s"] / llama["prefill_tok_s"]},
+        "decode_vs_llama_cpp": ratio(dec, "decode_tok_s"),
+        "prefill_vs_llama_cpp": ratio(pre, "prefill_tok_s"),
         "labels_ready_ms": {"form": lab, "ms": forms[lab]["labels_ready_ms_warm"],
                             "cold_ms": forms[lab]["labels_ready_ms_cold"]},
         "quantized_peak_rss_mb": {p: forms[p]["peak_rss_mb"] for p in forms if p != "fp32"},
@@ -336,7 +351,7 @@ def main() -> None:
     fp32_ppl = (reports.get("fp32") or {}).get("perplexity")
     if fp32_ppl and "perplexity" in llama:
         llama["perplexity_vs_fp32"] = llama["perplexity"] / fp32_ppl - 1
-    summary = summarize(results, llama, ppl)
+    summary = summarize(results, llama, ppl, runs)
     doc = {
         "benchmark": "reasoning LLM (SmolLM2-135M-Instruct)",
         "machine": {**started, "load_avg_at_end": os.getloadavg()},

@@ -37,14 +37,14 @@ def graceful_stop(session):
 
 
 def parse_labels(spec: str) -> tuple[str, ...]:
-    """``fer``, ``mer``, or a comma-separated list of labels (open vocabulary)."""
+    """``fer``, ``mer``, or a comma-separated list of labels (open vocabulary), checked by the
+    reasoning stage's own rule (``LabelSet``: 2..64 labels, no duplicates) so that `run` and
+    `reason` accept the same lists."""
     import click
 
-    from emolive.runtime.reasoning.labels import LABEL_SETS
+    from emolive.runtime.reasoning.labels import LabelSet, LabelSetError
 
-    if spec.strip().lower() in LABEL_SETS:
-        return LABEL_SETS[spec.strip().lower()]
-    labels = tuple(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
-    if not labels:
-        raise click.BadParameter(f"no labels in {spec!r}", param_hint="--labels")
-    return labels
+    try:
+        return LabelSet.parse(spec).labels
+    except LabelSetError as e:
+        raise click.BadParameter(str(e), param_hint="--labels") from e

@@ -84,10 +84,7 @@ def _bundle(path: Path) -> dict:
 def _sources() -> dict:
     from emolive.export import sources as src
 
-    return {
-        name: ("cached" if src._cached_files(s, src.source_dir(s)) is not None else "missing")
-        for name, s in src.SOURCES.items()
-    }
+    return {name: ("cached" if src.is_cached(s) else "missing") for name, s in src.SOURCES.items()}
 
 
 @click.command("doctor")

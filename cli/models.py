@@ -55,7 +55,7 @@ def list_cmd() -> None:
       emo-live models list
     """
     for name, s in src.SOURCES.items():
-        cached = src._cached_files(s, src.source_dir(s)) is not None
+        cached = src.is_cached(s)
         kind = "test media" if s.test_only else "weights"
         click.echo(
             f"{name:22s} {s.requirement:30s} {'cached' if cached else 'missing':8s} {kind:10s} {s.licence}"

@@ -283,6 +283,11 @@ def source_dir(source: Source, root: Path | None = None) -> Path:
     return (root or cache_root()) / "sources" / f"{source.name}-{source.version}"
 
 
+def is_cached(source: Source) -> bool:
+    """Whether every file of ``source`` is in the cache with its pinned size and sha256."""
+    return _cached_files(source, source_dir(source)) is not None
+
+
 def _cached_files(source: Source, folder: Path) -> dict[str, Path] | None:
     """The checked files of a source already in the cache, or None if any is missing or bad."""
     found = {}

@@ -144,9 +144,13 @@ def reading_event(
     backend: Mapping[str, object],
     notes: Sequence[str] = (),
     weights: FusionWeights = FusionWeights(),
+    face_scores: Mapping[str, float] | None = None,
 ) -> dict:
-    """One explained reading over [t_start, t_end] from the evidence gathered in it."""
-    face_scores = window_face_scores(expressions)
+    """One explained reading over [t_start, t_end] from the evidence gathered in it.
+
+    ``face_scores``: ``window_face_scores(expressions)`` if the caller has it already."""
+    if face_scores is None:
+        face_scores = window_face_scores(expressions)
     face = map_face_scores(face_scores, labels) if face_scores else None
     fused = fuse(labels, face, llm_scores, weights)
     emotion, confidence = _top(labels, fused)

@@ -34,10 +34,28 @@ class Window:
     closed_at: float = field(default_factory=time.monotonic)  # wall time, for latency
     merged: int = 0
     notes: list[str] = field(default_factory=list)
+    _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def t(self) -> float:
         return self.t_end
+
+    def _once(self, what: str, compute: Callable[[], Any]) -> Any:
+        # Keyed by the expression list itself: the session may swap in a fuller span.
+        key = (what, id(self.expressions), len(self.expressions))
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
+
+    @property
+    def face_scores(self) -> dict[str, float] | None:
+        """Mean expression scores over the window's frames (the clues, the LLM's decision and
+        the reading all use them: computed once per expression list)."""
+        return self._once("face", lambda: window_face_scores(self.expressions))
+
+    @property
+    def visual_clues(self) -> list[str]:
+        return self._once("visual", lambda: visual_clues(self.expressions, self.face_scores))
 
     def merge(self, newer: Window) -> Window:
         return Window(
@@ -51,9 +69,12 @@ class Window:
         )
 
 
-def visual_clues(expressions: Sequence[dict]) -> list[str]:
-    """The window's face in words: its mean expression, then the latest frame's other clues."""
-    scores = window_face_scores(expressions)
+def visual_clues(expressions: Sequence[dict], scores: dict[str, float] | None = None) -> list[str]:
+    """The window's face in words: its mean expression, then the latest frame's other clues.
+
+    ``scores``: the expressions' mean scores if already computed (``Window.face_scores``)."""
+    if scores is None:
+        scores = window_face_scores(expressions)
     if not scores:
         return []
     top = max(scores, key=scores.get)
@@ -94,13 +115,13 @@ def explainer_from_bundle(bundle, config=None, options=None):
 
     def explain(window: Window, labels: Sequence[str]):
         clues = Clues(
-            visual=tuple(visual_clues(window.expressions)),
+            visual=tuple(window.visual_clues),
             audio=tuple(audio_clues(window.utterances)),
             transcript=transcript(window.utterances),
         )
         if clues.empty:
             return None, None, {"notes": ["no clues in this window: nothing to explain"]}
-        face_scores = window_face_scores(window.expressions)
+        face_scores = window.face_scores
         face = map_face_scores(face_scores, labels) if face_scores else None
 
         def decide(llm_probs: np.ndarray) -> int:
@@ -211,7 +232,8 @@ class ReasoningStage(Stage):
             t_end=window.t_end,
             labels=self.labels,
             expressions=window.expressions,
-            visual_clues=visual_clues(window.expressions),
+            face_scores=window.face_scores,
+            visual_clues=window.visual_clues,
             audio_clues=audio_clues(window.utterances),
             text_clues=text_clues(window.utterances),
             llm_scores=llm_scores,

@@ -22,10 +22,15 @@ def test_every_command_explains_itself_with_an_example(command):
     assert "Example" in r.output or command == "models"
 
 
-def test_label_sets():
+def test_label_sets_follow_the_reasoning_stage_rule():
+    import click
+
     assert parse_labels("fer") == FER_LABELS and parse_labels("MER") == MER_LABELS
-    assert parse_labels(" calm, stressed ,calm,excited") == ("calm", "stressed", "excited")
-    with pytest.raises(Exception, match="no labels"):
+    assert parse_labels(" calm, stressed ,excited") == ("calm", "stressed", "excited")
+    # The same rule as `emo-live reason` (LabelSet): duplicates and lone labels are refused.
+    with pytest.raises(click.BadParameter, match="appears twice"):
+        parse_labels("calm,stressed,Calm")
+    with pytest.raises(click.BadParameter, match="at least 2"):
         parse_labels(" , ")
 
 
