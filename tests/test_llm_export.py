@@ -102,7 +102,7 @@ def as_gguf_like(model) -> LoadedLlm:
 
 
 def tiny_bundle(root: Path, work: Path, vocab_tokenizer: Path | None = None, seed: int = 0):
-    """A bundle holding only a tiny LLM (fp32/int8/int4) and, if given, a tokenizer."""
+    """A bundle holding only a tiny LLM (fp32/int8/int4/int4f) and, if given, a tokenizer."""
     vocab = 300
     if vocab_tokenizer is not None:
         from tokenizers import Tokenizer
