@@ -20,7 +20,7 @@ FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
 # Default-domain opsets this runtime accepts; ONNX Runtime 1.18+ implements up to 21.
 MIN_OPSET, MAX_OPSET = 13, 21
-PRECISIONS = ("fp32", "fp16", "int8", "int4", "int4f")  # int4f: LLM only (export/llm/forms.py)
+PRECISIONS = ("fp32", "fp16", "int8", "int4", "int4f", "w8a8")  # the last two: LLM only
 DEVICES = ("cpu", "cuda", "tensorrt")
 
 _ONNX_DTYPES = {

@@ -72,4 +72,4 @@ def present_value(layer: int) -> str:
 
 
 # The LLM decoder's weight forms (export/llm/forms.py builds them; a bundle says which it has).
-LLM_PRECISIONS = ("fp32", "int8", "int4", "int4f")
+LLM_PRECISIONS = ("fp32", "int8", "int4", "int4f", "w8a8")

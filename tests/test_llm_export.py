@@ -166,7 +166,7 @@ def test_fp32_graph_matches_torch(exported):
     assert ex.checks["fp32"]["greedy_tokens_equal"] == ex.checks["fp32"]["greedy_steps"]
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8", "int4", "int4f"])
+@pytest.mark.parametrize("precision", ["fp32", "int8", "int4", "int4f", "w8a8"])
 def test_prefill_then_decode_equals_full_recompute(exported, precision):
     ex, _ = exported
     ids = list(np.random.default_rng(2).integers(0, 300, 30))
@@ -226,6 +226,33 @@ def test_q4_1_folded_keeps_the_codes_and_rounds_only_the_remainder():
     assert err.max() > 0  # rounded, not exact: that is int4's job
 
 
+def test_smoothing_moves_range_without_changing_the_product():
+    from emolive.export.llm.smooth import smoothing_factors
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(16, 64)).astype(np.float32)
+    x[:, 3] *= 40.0  # an outlier channel, as LLM activations have
+    w = rng.normal(size=(32, 64)).astype(np.float32)
+    s = smoothing_factors(np.abs(x).max(0), w)
+    np.testing.assert_allclose((x / s) @ (w * s).T, x @ w.T, rtol=1e-4, atol=1e-3)
+    ratio = lambda a: np.abs(a).max(0).max() / np.median(np.abs(a).max(0))  # noqa: E731
+    assert ratio(x / s) < ratio(x) / 4  # the outlier channel is tamed
+    q = quant.quantize_channels(w)
+    assert q.q.dtype == np.int8 and q.q.shape == (64, 32)
+    assert np.abs(q.dequantize() - w).max() <= q.scales.max() / 2 + 1e-6
+
+
+def test_w8a8_graph_tracks_fp32(exported):
+    ex, _ = exported
+    model = onnx.load(str(ex.graphs["w8a8"]), load_external_data=False)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("DynamicQuantizeMatMul") == 2 * 2  # qkv and gate_up in both layers
+    ids = list(np.random.default_rng(8).integers(0, 300, 32))
+    fp32, w8a8 = _session(ex, "fp32").forward(ids), _session(ex, "w8a8").forward(ids)
+    assert np.abs(w8a8 - fp32).max() < 0.05 * np.abs(fp32).max()
+    assert np.mean(w8a8.argmax(-1) == fp32.argmax(-1)) >= 0.9
+
+
 def test_q4_1_mapping_is_exact_even_when_the_minimum_is_far_from_the_grid():
     rng = np.random.default_rng(4)
     w = rng.normal(size=(8, 64)).astype(np.float32)
@@ -261,7 +288,7 @@ def test_bundle_entry_opens_and_records_layout(tmp_path):
     exported, _ = tiny_bundle(tmp_path / "bundle", tmp_path / "work")
     bundle = Bundle.open(tmp_path / "bundle")
     entry = bundle.graph(LLM_DECODER)
-    assert set(entry.variants) == {"fp32", "int8", "int4", "int4f"}
+    assert set(entry.variants) == {"fp32", "int8", "int4", "int4f", "w8a8"}
     assert entry.attrs["layers"] == 2 and entry.attrs["takes_position_ids"] is False
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     check = manifest["graphs"][LLM_DECODER]["checks"]["fp32"]

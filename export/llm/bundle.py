@@ -1,4 +1,4 @@
-"""Export the reasoning LLM into a bundle: graphs in four forms, checks, reports, side files.
+"""Export the reasoning LLM into a bundle: graphs in five forms, checks, reports, side files.
 
 ``add_llm_graphs(writer, work, log)`` is what the lite-bundle export calls: SmolLM2-135M-
 Instruct from the ``smollm2`` source (Q4_1 GGUF) -> torch -> one decoder graph per weight
@@ -22,6 +22,7 @@ from emolive.export.llm.check import CHECK_CHAT, LlmCheckError, check_chat_forma
 from emolive.export.llm.forms import PRECISIONS, decoder_weights
 from emolive.export.llm.graph import DecoderShape, build_decoder
 from emolive.export.llm.report import MAX_PPL_INCREASE, form_report
+from emolive.export.llm.smooth import CALIBRATION_TEXT, calibration_ids, input_absmax
 from emolive.export.llm.source import LoadedLlm, decoder_shape, load_gguf, state_dict_numpy
 from emolive.runtime.llm.decoder import DecoderLayout
 from emolive.runtime.llm.tokenizer import ChatFormat, ChatTokenizer
@@ -94,6 +95,11 @@ def export_forms(
     model = loaded.model
     shape = decoder_shape(model.config, config.max_positions)
     sd = state_dict_numpy(model)
+    absmax = None
+    if "w8a8" in config.precisions:
+        t = time.perf_counter()
+        absmax = input_absmax(model, calibration_ids(loaded.tokenizer, shape.vocab))
+        log(f"  w8a8: input maxima from {CALIBRATION_TEXT.name} in {time.perf_counter() - t:.1f} s")
     emb_path = work / "llm_embeddings.npy"
     np.save(emb_path, sd["model.embed_tokens.weight"].astype(np.float32))
     graphs: dict[str, Path] = {}
@@ -101,8 +107,9 @@ def export_forms(
         t = time.perf_counter()
         acc = config.int4_accuracy_level if precision in ("int4", "int4f") else None
         weights = decoder_weights(
-            shape, sd, precision, loaded.q4_1, loaded.q8_0_embed, accuracy_level=acc
-        )
+            shape, sd, precision, loaded.q4_1, loaded.q8_0_embed, accuracy_level=acc,
+            input_absmax=absmax,
+        )  # fmt: skip
         proto = build_decoder(shape, weights, f"{LLM_DECODER}_{precision}")
         del weights
         graphs[precision] = path = work / f"{LLM_DECODER}.{precision}.onnx"

@@ -93,6 +93,25 @@ class NBitsWeight:
         return w[:, :k] + np.repeat(folded, self.block, axis=1)
 
 
+@dataclass(frozen=True)
+class Int8Channels:
+    """A weight for ``DynamicQuantizeMatMul``: int8 per output channel, symmetric."""
+
+    q: np.ndarray  # [K, N] int8 (MatMul's B layout)
+    scales: np.ndarray  # [N] float32
+
+    def dequantize(self) -> np.ndarray:
+        return (self.q.astype(np.float32) * self.scales).T  # [N, K]
+
+
+def quantize_channels(w: np.ndarray) -> Int8Channels:
+    """[N, K] -> int8 with one scale per output row (absmax / 127)."""
+    scale = (np.abs(w).max(1) / 127).astype(np.float32)
+    scale = np.where(scale == 0, 1.0, scale).astype(np.float32)
+    q = np.clip(np.round(w / scale[:, None]), -127, 127).astype(np.int8)
+    return Int8Channels(np.ascontiguousarray(q.T), scale)
+
+
 def _check(w: np.ndarray, block: int) -> tuple[int, int]:
     if w.ndim != 2:
         raise ValueError(f"expected a [N, K] weight, got shape {w.shape}")
