@@ -344,6 +344,10 @@ def main() -> None:
         )
     results = {p: best(runs[p]) for p in forms}
     llama = best(runs["llama.cpp"])
+    for name, out in [*results.items(), ("llama.cpp", llama)]:
+        out["per_repeat"] = [
+            {k: round(r[k], 1) for k in ("prefill_tok_s", "decode_tok_s")} for r in runs[name]
+        ]
     if "perplexity" in runs["llama.cpp"][0]:
         llama["perplexity"] = runs["llama.cpp"][0]["perplexity"]
     for p in forms:

@@ -66,7 +66,8 @@ def test_export_checks_and_reports(llm_bundle):
     assert checks["fp32"]["logits_max_abs_diff"] <= 1e-3
     assert checks["fp32"]["greedy_tokens_equal"] == checks["fp32"]["greedy_steps"] == 32
     reports = entry.attrs["reports"]
-    for precision in ("int8", "int4"):
+    assert set(reports) == {"fp32", "int8", "int4", "int4f", "w8a8"}
+    for precision in ("int8", "int4", "int4f", "w8a8"):
         r = reports[precision]
         assert r["perplexity_vs_fp32"] <= 0.01, (precision, r)
         assert r["top1_agreement_vs_fp32"] >= 0.9
