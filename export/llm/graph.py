@@ -160,7 +160,8 @@ def _int8_per_token(g: _Graph, x: str, w: Int8Channels, name: str, out: str) -> 
     Each row is divided by its max |x| (and the result multiplied back), and one constant row
     holding +1 and -1 rides along, so the tensor's range is always exactly [-1, 1]: a token
     is quantized the same whether it comes alone (decode) or in a prompt (prefill), and a
-    prompt's tokens do not share one range (that cost 0.7% perplexity more).
+    prompt's tokens do not share one range (that cost 0.7% perplexity more). The constant
+    row makes such graphs batch-1, which is what ``DecoderSession`` runs.
     """
     k = w.q.shape[0]
     sentinel = f"const/range_row_{k}"
