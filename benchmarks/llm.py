@@ -255,7 +255,7 @@ def machine() -> dict:
 
 def paired_ratios(form_runs: list[dict], llama_runs: list[dict], metric: str) -> dict:
     """Form / llama.cpp per repeat: the two ran a minute apart, so machine drift (this VM's
-    memory bandwidth moves by +-15% over minutes) cancels in each pair, not across them."""
+    speed moves by up to 30% over minutes) cancels in each pair, not across them."""
     ratios = [f[metric] / ll[metric] for f, ll in zip(form_runs, llama_runs, strict=True)]
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
             "pairs": len(ratios)}  # fmt: skip

@@ -14,13 +14,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from emolive.runtime.names import LLM_PRECISIONS
+
 MANIFEST = "manifest.json"
 FORMAT = "emo-live-bundle"
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
 # Default-domain opsets this runtime accepts; ONNX Runtime 1.18+ implements up to 21.
 MIN_OPSET, MAX_OPSET = 13, 21
-PRECISIONS = ("fp32", "fp16", "int8", "int4", "int4f", "w8a8")  # the last two: LLM only
+# Every graph's precision names: the vision graphs' plus the LLM decoder's own forms.
+PRECISIONS = tuple(dict.fromkeys(("fp32", "fp16", "int8", "int4", *LLM_PRECISIONS)))
 DEVICES = ("cpu", "cuda", "tensorrt")
 
 _ONNX_DTYPES = {

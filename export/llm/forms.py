@@ -11,7 +11,8 @@
 * ``w8a8``: the int8 form, except that qkv and gate_up run MLAS's int8 GEMM
   (``DynamicQuantizeMatMul``: int8 weights per output channel, int8 activations per token)
   after smoothing their inputs into the RMSNorm gammas (smooth.py). ~1.5x int8's prefill;
-  o and down stay 8-bit MatMulNBits (down's SwiGLU input cost 9% perplexity as int8).
+  o and down stay 8-bit MatMulNBits (down's SwiGLU input cost 9% perplexity as unsmoothed
+  int8; smoothed into up_proj it kept perplexity but gained ~3% prefill for 8% decode).
 * ``int4f``: the same Q4_1 codes with the remainder folded into the MatMulNBits as 4-bit input
   columns over block sums (quant.py); lm_head as in int8. Perplexity +0.06% against fp32,
   and one node per linear instead of four: the fastest decode here.
@@ -38,7 +39,6 @@ from emolive.runtime.names import LLM_PRECISIONS
 
 PRECISIONS = LLM_PRECISIONS
 DEFAULT_ACCURACY_LEVEL = {"fp32": 0, "int8": 4, "int4": 4, "int4f": 4, "w8a8": 4}
-_LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
 _HF = {
     "q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
     "o": "self_attn.o_proj", "gate": "mlp.gate_proj", "up": "mlp.up_proj",
@@ -68,6 +68,10 @@ def decoder_weights(
         raise ValueError("the w8a8 form needs calibrated input maxima (export.llm.smooth)")
     acc = DEFAULT_ACCURACY_LEVEL[precision] if accuracy_level is None else accuracy_level
 
+    def stacked(keys: list[str]) -> np.ndarray:
+        """The [N, K] weight of one graph linear: HF weights stacked along N (qkv, gate_up)."""
+        return np.concatenate([sd[k] for k in keys]) if len(keys) > 1 else sd[keys[0]]
+
     def blocks(key: str) -> Q41Blocks:
         if q4_1 is not None:
             return q4_1[key]
@@ -75,15 +79,12 @@ def decoder_weights(
 
     convert: Callable[[list[str]], Linear]
     if precision == "fp32":
-
-        def convert(keys: list[str]) -> Linear:
-            return np.concatenate([sd[k] for k in keys]) if len(keys) > 1 else sd[keys[0]]
+        convert = stacked
 
     elif precision in ("int8", "w8a8"):
 
         def convert(keys: list[str]) -> Linear:
-            w = np.concatenate([sd[k] for k in keys]) if len(keys) > 1 else sd[keys[0]]
-            return quantize_blocks(w, bits=8, block=32)
+            return quantize_blocks(stacked(keys), bits=8, block=32)
 
     else:
         mapping = q4_1_exact if precision == "int4" else q4_1_folded
@@ -94,7 +95,7 @@ def decoder_weights(
     def smoothed(i: int, which: str, keys: list[str], gamma: np.ndarray):
         """(gamma / s, int8 channels of w * s): the same product, a tamer activation."""
         assert input_absmax is not None
-        w = np.concatenate([sd[k] for k in keys])
+        w = stacked(keys)
         s = smoothing_factors(input_absmax[(i, which)], w)
         return (gamma / s).astype(np.float32), quantize_channels(w * s[None, :])
 
