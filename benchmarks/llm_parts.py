@@ -354,22 +354,24 @@ def main() -> None:
     from emolive.runtime.llm.decoder import DecoderLayout
     from emolive.runtime.names import LLM_DECODER
 
+    names = args.variants.split(",")
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown} (have {', '.join(VARIANTS)})")
     entry = Bundle.open(args.bundle).graph(LLM_DECODER)
     graph = entry.variant(args.form, "cpu").path
     head_dim = DecoderLayout.from_attrs(entry.attrs).head_dim
     started = machine()
     with tempfile.TemporaryDirectory(prefix="emolive-parts-") as tmp:
         built = {}
-        for name in args.variants.split(","):
-            if name not in VARIANTS:
-                raise SystemExit(
-                    f"--variants: unknown variant {name!r} (have {', '.join(VARIANTS)})"
-                )
+        for name in names:
             path = build_variant(graph, name, head_dim, Path(tmp))
             if path is None:
                 print(f"{args.form} has no part for {name}; skipped", file=sys.stderr)
             else:
                 built[name] = path
+        if not built:
+            raise SystemExit(f"no variant applies to the {args.form} graph")
         runs: dict[str, list] = {args.form: [], **{n: [] for n in built}}
         for r in range(args.pairs):
             print(f"[{r + 1}/{args.pairs}] {args.form} + {len(built)} variants", file=sys.stderr)
