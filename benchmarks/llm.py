@@ -80,18 +80,11 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-# -- children ---------------------------------------------------------------------------
-
-
-def child_ort(bundle: str, precision: str, threads: int, rounds: int) -> dict:
+def time_prefill_decode(s, ids: list[int], rounds: int) -> tuple[list[float], list[float]]:
+    """Seconds per round for a prefill of ``ids`` into a fresh cache, then for
+    DECODE_TOKENS greedy steps after it (a DecoderSession ``s``)."""
     import numpy as np
 
-    from emolive.runtime.llm import Llm, LlmOptions
-    from emolive.runtime.reasoning import Clues, Reasoner, ReasonerConfig
-
-    llm = Llm.from_bundle(bundle, LlmOptions(precision=precision, threads=threads))
-    s = llm.session
-    ids, clue_fields = benchmark_prompt(llm.tokenizer)
     s.reset()
     s.forward(ids[:16])  # first-run allocations out of the way
     prefill, decode = [], []
@@ -109,6 +102,21 @@ def child_ort(bundle: str, precision: str, threads: int, rounds: int) -> dict:
                 t = int(np.argmax(s.forward([t])[-1]))
 
         decode.append(_timed(steps))
+    return prefill, decode
+
+
+# -- children ---------------------------------------------------------------------------
+
+
+def child_ort(bundle: str, precision: str, threads: int, rounds: int) -> dict:
+
+    from emolive.runtime.llm import Llm, LlmOptions
+    from emolive.runtime.reasoning import Clues, Reasoner, ReasonerConfig
+
+    llm = Llm.from_bundle(bundle, LlmOptions(precision=precision, threads=threads))
+    ids, clue_fields = benchmark_prompt(llm.tokenizer)
+    prefill, decode = time_prefill_decode(llm.session, ids, rounds)
+    s = llm.session
     reasoner = Reasoner(llm, ReasonerConfig(explain=False))
     clues = Clues(**clue_fields)
     reasoner.reason(clues)  # content-free calibration for FER, once per label set
@@ -208,11 +216,13 @@ def llama_perplexity(gguf: str, tokenizer, threads: int) -> dict:
 # -- parent -----------------------------------------------------------------------------
 
 
-def run_child(args: list[str]) -> dict:
-    cmd = [sys.executable, __file__, "--child", json.dumps(args)]
+def run_child(args: list, script: str = __file__) -> dict:
+    """``script --child ARGS`` in a fresh process; its last stdout line is the JSON result."""
+    cmd = [sys.executable, script, "--child", json.dumps(args)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
-        raise RuntimeError(f"benchmark child {args[0]} failed:\n{res.stderr[-3000:]}")
+        name = Path(script).name
+        raise RuntimeError(f"{name} child {args[:2]} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 

@@ -30,14 +30,20 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
-from llm import DECODE_TOKENS, _timed, benchmark_prompt, machine, paired_ratios
+from llm import (
+    DECODE_TOKENS,
+    benchmark_prompt,
+    machine,
+    paired_ratios,
+    run_child,
+    time_prefill_decode,
+)
 from onnx import helper, numpy_helper
 
 from emolive.export.llm.quant import NBitsWeight
@@ -94,41 +100,45 @@ def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _nbits(node, x: str, k: int, n: int, inputs: list[str]) -> onnx.NodeProto:
-    a = _attrs(node)
+def _matmul_nbits(node, inputs: list[str], outputs: list[str], **changed) -> onnx.NodeProto:
+    """``node`` (a MatMulNBits) with other inputs/outputs and some attributes changed."""
     return helper.make_node(
-        "MatMulNBits", [x, *inputs], list(node.output), name=node.name, domain="com.microsoft",
-        K=k, N=n, bits=a["bits"], block_size=a["block_size"],
-        accuracy_level=a.get("accuracy_level", 0),
+        "MatMulNBits", inputs, outputs, name=node.name, domain="com.microsoft",
+        **{**_attrs(node), **changed},
     )  # fmt: skip
 
 
-def _remainder_parts(s: _Surgery, node) -> tuple[str, onnx.NodeProto, onnx.NodeProto] | None:
-    """For a MatMulNBits fed [x, blocksum(x)]: (x, blocksum MatMul, Concat)."""
-    concat = s.producer.get(node.input[0])
-    if node.op_type != "MatMulNBits" or concat is None or concat.op_type != "Concat":
-        return None
-    sums = s.producer.get(concat.input[1])
-    if sums is None or sums.op_type != "MatMul":
-        return None
-    return concat.input[0], sums, concat
+def _is_lm_head(node) -> bool:
+    from emolive.runtime.names import LOGITS
+
+    return node.op_type == "MatMulNBits" and LOGITS in node.output
+
+
+def _remainders(s: _Surgery) -> list[tuple[onnx.NodeProto, str, onnx.NodeProto, onnx.NodeProto]]:
+    """Each MatMulNBits fed [x, blocksum(x)], as (that node, x, blocksum MatMul, Concat)."""
+    out = []
+    for node in s.graph.node:
+        concat = s.producer.get(node.input[0])
+        if node.op_type != "MatMulNBits" or concat is None or concat.op_type != "Concat":
+            continue
+        sums = s.producer.get(concat.input[1])
+        if sums is not None and sums.op_type == "MatMul":
+            out.append((node, concat.input[0], sums, concat))
+    return out
 
 
 def no_lm_head(s: _Surgery) -> int:
     from emolive.runtime.names import LOGITS
 
     def edit(node):
-        if node.op_type != "MatMulNBits" or LOGITS not in node.output:
+        if not _is_lm_head(node):
             return None
         vocab = _attrs(node)["N"]
         kept = max(1, vocab // KEPT_FRACTION)
         for name in node.input[1:]:
             s.set_array(name, _rows(s.array(name), vocab, keep_rows=kept))
         s.set_array("parts/pad", np.array([0, 0, 0, 0, 0, vocab - kept], np.int64))
-        cut = helper.make_node(
-            "MatMulNBits", list(node.input), ["parts/logits_cut"], name=node.name,
-            domain="com.microsoft", **{**_attrs(node), "N": kept},
-        )  # fmt: skip
+        cut = _matmul_nbits(node, list(node.input), ["parts/logits_cut"], N=kept)
         return [cut, helper.make_node("Pad", ["parts/logits_cut", "parts/pad"], [LOGITS])]
 
     return s.replace(edit)
@@ -158,52 +168,44 @@ def no_attention(s: _Surgery) -> int:
 def no_remainder(s: _Surgery) -> int:
     from emolive.export.llm.quant import pack_zero_points, unpack_zero_points
 
-    cut = {}
-    for node in s.graph.node:
-        parts = _remainder_parts(s, node)
-        if parts is not None:
-            x, sums, concat = parts
-            a = _attrs(node)
-            k = s.array(sums.input[1]).shape[0]
-            kb, n = k // a["block_size"], a["N"]
-            s.set_array(node.input[1], s.array(node.input[1])[:, :kb])
-            s.set_array(node.input[2], _rows(s.array(node.input[2]), n, keep_blocks=kb))
-            inputs = list(node.input[1:3])
-            if len(node.input) > 3 and node.input[3]:
-                packed = s.array(node.input[3])
-                zp = unpack_zero_points(packed.reshape(n, -1), a["bits"], kb)
-                zp = pack_zero_points(zp, a["bits"])
-                s.set_array(node.input[3], zp.reshape(-1) if packed.ndim == 1 else zp)
-                inputs.append(node.input[3])
-            cut[node.name] = (x, k, n, inputs)
-    dropped = {o for n in s.graph.node if n.name in cut for o in n.input[:1]}
-    dropped |= {s.producer[o].input[1] for o in dropped}
+    cut, dropped = {}, set()
+    for node, x, sums, concat in _remainders(s):
+        a = _attrs(node)
+        k = s.array(sums.input[1]).shape[0]
+        kb, n = k // a["block_size"], a["N"]
+        s.set_array(node.input[1], s.array(node.input[1])[:, :kb])
+        s.set_array(node.input[2], _rows(s.array(node.input[2]), n, keep_blocks=kb))
+        if len(node.input) > 3 and node.input[3]:
+            packed = s.array(node.input[3])
+            zp = pack_zero_points(
+                unpack_zero_points(packed.reshape(n, -1), a["bits"], kb), a["bits"]
+            )
+            s.set_array(node.input[3], zp.reshape(-1) if packed.ndim == 1 else zp)
+        cut[node.name] = _matmul_nbits(node, [x, *node.input[1:]], list(node.output), K=k)
+        dropped |= {sums.output[0], concat.output[0]}
 
     def edit(node):
         if node.name in cut:
-            x, k, n, inputs = cut[node.name]
-            return [_nbits(node, x, k, n, inputs)]
-        return [] if any(o in dropped for o in node.output) else None
+            return [cut[node.name]]
+        return [] if node.output[0] in dropped else None
 
     return s.replace(edit)
 
 
 def pad_remainder(s: _Surgery) -> int:
-    pads = {}
-    for node in s.graph.node:
-        parts = _remainder_parts(s, node)
-        if parts is not None:
-            x, sums, concat = parts
-            width = s.array(sums.input[1]).shape[1]
-            s.set_array(f"parts/pad{width}", np.array([0, 0, 0, 0, 0, width], np.int64))
-            pads[concat.output[0]] = (x, width, sums.output[0])
-    gone = {v[2] for v in pads.values()}
+    pads, dropped = {}, set()
+    for _, x, sums, concat in _remainders(s):
+        width = s.array(sums.input[1]).shape[1]
+        s.set_array(f"parts/pad{width}", np.array([0, 0, 0, 0, 0, width], np.int64))
+        pads[concat.output[0]] = helper.make_node(
+            "Pad", [x, f"parts/pad{width}"], [concat.output[0]]
+        )
+        dropped.add(sums.output[0])
 
     def edit(node):
         if node.output[0] in pads:
-            x, width, _ = pads[node.output[0]]
-            return [helper.make_node("Pad", [x, f"parts/pad{width}"], [node.output[0]])]
-        return [] if node.output[0] in gone else None
+            return [pads[node.output[0]]]
+        return [] if node.output[0] in dropped else None
 
     return s.replace(edit)
 
@@ -224,7 +226,7 @@ def _lm_head_4bit(s: _Surgery, rescore: int) -> int:
     from emolive.runtime.names import LOGITS
 
     def edit(node):
-        if node.op_type != "MatMulNBits" or LOGITS not in node.output:
+        if not _is_lm_head(node):
             return None
         w = _lm_head_weight(s, node)
         if w is None:
@@ -234,13 +236,8 @@ def _lm_head_4bit(s: _Surgery, rescore: int) -> int:
             s.set_array(f"parts/lm4.{part}", value)
         hidden = node.input[0]
         approx = "parts/lm4_logits" if rescore else LOGITS
-        nodes = [
-            helper.make_node(
-                "MatMulNBits", [hidden, "parts/lm4.B", "parts/lm4.scales", "parts/lm4.zp"],
-                [approx], name=node.name, domain="com.microsoft",
-                **{**_attrs(node), "bits": 4},
-            )
-        ]  # fmt: skip
+        lm4 = [hidden, "parts/lm4.B", "parts/lm4.scales", "parts/lm4.zp"]
+        nodes = [_matmul_nbits(node, lm4, [approx], bits=4)]
         if not rescore:
             return nodes
         kb = w.k // w.block
@@ -300,40 +297,12 @@ def build_variant(graph: Path, name: str, head_dim: int, out_dir: Path) -> Path 
 
 
 def child(bundle: str, graph: str, threads: int, rounds: int) -> dict:
-    from emolive.runtime.bundle import Bundle
-    from emolive.runtime.llm.decoder import DecoderLayout, DecoderSession
-    from emolive.runtime.llm.tokenizer import ChatFormat, ChatTokenizer
-    from emolive.runtime.names import LLM_DECODER, LLM_EMBEDDINGS, LLM_TOKENIZER
+    from emolive.runtime.llm import Llm, LlmOptions
 
-    b = Bundle.open(bundle)
-    entry = b.graph(LLM_DECODER)
-    tokenizer = ChatTokenizer(
-        b.file(LLM_TOKENIZER), ChatFormat.from_attrs(entry.attrs.get("chat") or {})
-    )
-    ids, _ = benchmark_prompt(tokenizer)
-    embeddings = np.load(b.file(LLM_EMBEDDINGS), mmap_mode="r")
-    s = DecoderSession(graph, embeddings, DecoderLayout.from_attrs(entry.attrs), threads=threads)
-    s.forward(ids[:16])
-    decode = []
-    for _ in range(rounds):
-        s.reset()
-        tok = int(np.argmax(s.forward(ids, last_only=True)[-1]))
-
-        def steps(tok=tok):
-            t = tok
-            for _ in range(DECODE_TOKENS):
-                t = int(np.argmax(s.forward([t])[-1]))
-
-        decode.append(_timed(steps))
+    llm = Llm.from_bundle(bundle, LlmOptions(threads=threads), graph=graph)
+    ids, _ = benchmark_prompt(llm.tokenizer)
+    _, decode = time_prefill_decode(llm.session, ids, rounds)
     return {"decode_tok_s": DECODE_TOKENS / statistics.median(decode)}
-
-
-def run_child(args: list) -> dict:
-    cmd = [sys.executable, __file__, "--child", json.dumps(args)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError(f"decode timing of {args[1]} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -376,7 +345,9 @@ def main() -> None:
         for r in range(args.pairs):
             print(f"[{r + 1}/{args.pairs}] {args.form} + {len(built)} variants", file=sys.stderr)
             for name, path in [(args.form, graph), *built.items()]:
-                runs[name].append(run_child([args.bundle, str(path), args.threads, args.rounds]))
+                runs[name].append(
+                    run_child([args.bundle, str(path), args.threads, args.rounds], __file__)
+                )
     base = runs[args.form]
     parts = {}
     for name in built:

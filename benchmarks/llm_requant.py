@@ -97,29 +97,15 @@ def groups(model) -> dict[str, list]:
     return out
 
 
-def hessians(model, modules: dict[str, object], ids: list[int], chunk: int = 512) -> dict:
+def hessians(model, modules: dict[str, object], ids: list[int]) -> dict:
     """X^T X of each module's input over the calibration tokens."""
-    import torch
+    from emolive.export.llm.smooth import fold_inputs
 
-    acc, hooks = {}, []
+    def fold(acc, x):
+        x = x.double()
+        return x.T @ x if acc is None else acc + x.T @ x
 
-    def keep(key):
-        def hook(module, args):
-            x = args[0].detach().double().reshape(-1, args[0].shape[-1])
-            acc[key] = acc.get(key, 0) + x.T @ x
-
-        return hook
-
-    for key, module in modules.items():
-        hooks.append(module.register_forward_pre_hook(keep(key)))
-    try:
-        with torch.no_grad():
-            for s in range(0, len(ids), chunk):
-                model(torch.tensor([ids[s : s + chunk]]), use_cache=False)
-    finally:
-        for h in hooks:
-            h.remove()
-    return acc
+    return fold_inputs(model, modules, fold, ids, chunk=512)
 
 
 def main() -> None:

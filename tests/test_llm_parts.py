@@ -25,8 +25,7 @@ IDS = [5, 17, 42, 99, 3, 250, 8]
 
 @pytest.fixture(scope="module")
 def variants(exported, tmp_path_factory):  # noqa: F811
-    ex, loaded = exported
-    ex.intermediate = loaded.model.config.intermediate_size
+    ex, _ = exported
     out = tmp_path_factory.mktemp("parts")
     graph = ex.graphs["int4f"]
     built = {
@@ -40,8 +39,9 @@ def _run(ex, graph, ids=IDS):
     return s, s.forward(ids)
 
 
-def test_no_remainder_and_pad_remainder_compute_the_same_product(variants):
+def test_no_remainder_and_pad_remainder_compute_the_same_product(variants, exported):  # noqa: F811
     ex, graph, built = variants
+    intermediate = exported[1].model.config.intermediate_size
     _, whole = _run(ex, graph)
     _, cut = _run(ex, built["no_remainder"])
     _, padded = _run(ex, built["pad_remainder"])
@@ -52,7 +52,7 @@ def test_no_remainder_and_pad_remainder_compute_the_same_product(variants):
     widths = {
         a.i for n in nodes if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "K"
     }
-    assert widths == {ex.layout.hidden, ex.intermediate}
+    assert widths == {ex.layout.hidden, intermediate}
 
 
 def test_no_lm_head_keeps_the_first_rows_and_zeros_the_rest(variants):

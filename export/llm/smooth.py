@@ -24,23 +24,23 @@ CALIBRATION_TOKENS = 1024
 ALPHA = 0.5
 
 
-def input_absmax(model, ids: list[int], chunk: int = 256) -> dict[tuple[int, str], np.ndarray]:
-    """Per layer, max |x| per input channel of q_proj ("qkv") and gate_proj ("gate_up")."""
+def fold_inputs(model, modules: dict, fold, ids: list[int], chunk: int = 256) -> dict:
+    """Run ``ids`` through ``model`` in chunks; per key of ``modules``, fold that module's
+    inputs (flattened to [tokens, in_features]): ``acc = fold(acc or None, x)``."""
     import torch
 
-    out: dict[tuple[int, str], np.ndarray] = {}
+    out: dict = {}
     hooks = []
 
     def keep(key):
         def hook(module, args):
-            x = args[0].detach().float().abs().reshape(-1, args[0].shape[-1]).amax(0).numpy()
-            out[key] = np.maximum(out[key], x) if key in out else x
+            x = args[0].detach().reshape(-1, args[0].shape[-1])
+            out[key] = fold(out.get(key), x)
 
         return hook
 
-    for i, layer in enumerate(model.model.layers):
-        hooks.append(layer.self_attn.q_proj.register_forward_pre_hook(keep((i, "qkv"))))
-        hooks.append(layer.mlp.gate_proj.register_forward_pre_hook(keep((i, "gate_up"))))
+    for key, module in modules.items():
+        hooks.append(module.register_forward_pre_hook(keep(key)))
     try:
         with torch.no_grad():
             for start in range(0, len(ids), chunk):
@@ -49,6 +49,20 @@ def input_absmax(model, ids: list[int], chunk: int = 256) -> dict[tuple[int, str
         for h in hooks:
             h.remove()
     return out
+
+
+def input_absmax(model, ids: list[int], chunk: int = 256) -> dict[tuple[int, str], np.ndarray]:
+    """Per layer, max |x| per input channel of q_proj ("qkv") and gate_proj ("gate_up")."""
+    modules = {}
+    for i, layer in enumerate(model.model.layers):
+        modules[(i, "qkv")] = layer.self_attn.q_proj
+        modules[(i, "gate_up")] = layer.mlp.gate_proj
+
+    def fold(acc, x):
+        m = x.float().abs().amax(0).numpy()
+        return m if acc is None else np.maximum(acc, m)
+
+    return fold_inputs(model, modules, fold, ids, chunk)
 
 
 def calibration_ids(tokenizer, vocab: int) -> list[int]:

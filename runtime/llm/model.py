@@ -42,7 +42,14 @@ class Llm:
         )
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle | Path | str, options: LlmOptions = LlmOptions()) -> Llm:
+    def from_bundle(
+        cls,
+        bundle: Bundle | Path | str,
+        options: LlmOptions = LlmOptions(),
+        graph: Path | str | None = None,
+    ) -> Llm:
+        """``graph``: run this decoder graph instead of the bundle's form (benchmarks and
+        experiments; it must have the bundle's layout and embeddings)."""
         if not isinstance(bundle, Bundle):
             bundle = Bundle.open(bundle)
         entry = bundle.graph(LLM_DECODER)
@@ -61,7 +68,8 @@ class Llm:
             raise BundleError(
                 emb_path, f"tokenizer has {tokenizer.vocab_size} tokens, the decoder {layout.vocab}"
             )
-        return cls(variant.path, embeddings, tokenizer, layout, options, variant.precision)
+        path = variant.path if graph is None else Path(graph)
+        return cls(path, embeddings, tokenizer, layout, options, variant.precision)
 
     def encode_chat(self, messages: Sequence[dict], prefill: str = "") -> list[int]:
         return self.tokenizer.encode(self.tokenizer.chat.render(messages, prefill=prefill))
