@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from emolive.runtime.int8 import SAFE_WEIGHT_CODE, largest_weight_code
+
 # No "entropy": onnxruntime's entropy calibrator builds 128-bin histograms and searches 128
 # quantized bins, so it has one candidate range, the full one; its scales came out identical
 # to MinMax on every tensor of the vision graphs (ORT 1.31), and quantize_static has no option
@@ -51,6 +53,10 @@ class QuantConfig:
     # BlazeFace concatenates two heads whose logits differ 30x in range; one shared int8 scale
     # at that Concat erased half the face anchors. The heads are a tiny share of the compute.
     fp32_output_heads: bool = True
+    # 7-bit weight codes (|q| <= 64): on x86-64 without VNNI, MLAS adds pairs of u8·s8
+    # products in 16 bits with saturation, and 2·255·64 still fits where 2·255·127 does not.
+    # The same graph is then exact on AVX2, AVX-512 VNNI, AMX and ARM64 (runtime/int8.py).
+    reduce_range: bool = True
     exclude_nodes: tuple[str, ...] = ()
 
     def __post_init__(self):
@@ -68,6 +74,7 @@ class QuantConfig:
             "per_channel": self.per_channel,
             "activation_type": "int8",
             "weight_type": "int8",
+            "weight_bits": 7 if self.reduce_range else 8,
             "symmetric_activations": self.symmetric_activations,
             "fp32_output_heads": self.fp32_output_heads,
         }
@@ -243,6 +250,7 @@ def quantize_qdq(
                     _FeedReader(feeds),
                     quant_format=QuantFormat.QDQ,
                     per_channel=config.per_channel,
+                    reduce_range=config.reduce_range,
                     activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8,
                     calibrate_method=method,
@@ -257,4 +265,11 @@ def quantize_qdq(
             f"{out}: quantization produced no QuantizeLinear/DequantizeLinear nodes "
             f"(ops: {counts}); nothing in {fp32} was quantizable"
         )
+    if config.reduce_range:
+        largest = largest_weight_code(onnx.load(str(out)))
+        if largest > SAFE_WEIGHT_CODE:
+            raise QuantizationError(
+                f"{out}: a weight code reaches {largest}, above {SAFE_WEIGHT_CODE}: its u8·s8 "
+                f"pair sums would saturate on CPUs without VNNI"
+            )
     return QdqSummary(out, len(feeds), counts, tuple(exclude))

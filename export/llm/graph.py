@@ -332,3 +332,26 @@ def build_decoder(shape: DecoderShape, weights: DecoderWeights, name: str) -> on
         producer_name="emolive.export.llm",
     )
     return model
+
+
+def linear_graph(weight: Linear, k: int, accuracy_level: int = 4) -> onnx.ModelProto:
+    """One linear of the decoder, built exactly as ``build_decoder`` builds it: ``x [1, s, k]``
+    in, ``y [1, s, n]`` out. For checking a weight form's numerics on its own."""
+    g = _Graph()
+    g.init("const/last_axis", np.array([-1], np.int64))
+    g.init("const/time_axis", np.array([1], np.int64))
+    _linear(g, "x", weight, "linear", accuracy_level, out="y")
+    f32 = onnx.TensorProto.FLOAT
+    graph = helper.make_graph(
+        g.nodes,
+        "linear",
+        [helper.make_tensor_value_info("x", f32, [1, "sequence", k])],
+        [helper.make_tensor_value_info("y", f32, [1, "sequence", None])],
+        g.inits,
+    )
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)],
+        ir_version=IR_VERSION,
+        producer_name="emolive.export.llm",
+    )

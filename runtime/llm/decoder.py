@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from emolive.runtime.cpu import this_cpu
+from emolive.runtime.int8 import for_this_cpu
 from emolive.runtime.names import (
     ATTENTION_MASK,
     INPUTS_EMBEDS,
@@ -94,9 +96,11 @@ class DecoderSession:
         self.embeddings = embeddings
         self.path = Path(graph)
         self.precision = precision
+        # int8 GEMMs that would saturate on this CPU load in their exact u8×u8 form.
+        source, self.cpu_note = for_this_cpu(self.path, this_cpu())
         try:
             self.session = ort.InferenceSession(
-                str(self.path),
+                source,
                 sess_options=decoder_session_options(threads, spin),
                 providers=["CPUExecutionProvider"],
             )

@@ -1,0 +1,118 @@
+"""int8 graphs that compute the same products on every CPU class.
+
+MLAS's u8×s8 kernels on x86-64 without VNNI (``CpuInfo.u8s8_saturates``) add each pair of
+u8·s8 products in 16 bits with saturation. Two rules keep every int8 form exact there:
+
+* Q/DQ graphs (vision; what TensorRT compiles, so weights stay symmetric int8) use 7-bit weight
+  codes, |q| <= 64: a pair is then at most 2·255·64 = 32640 <= 32767 whatever the activation.
+  ``largest_weight_code`` is the check the calibrator runs on every graph it writes.
+* ``DynamicQuantizeMatMul`` (the LLM's w8a8) keeps full 8-bit weights, exact on VNNI, AMX and
+  ARM64; on a CPU whose u8s8 kernels saturate, ``for_this_cpu`` loads them as uint8 codes
+  with zero point 128 instead (the same integers shifted), which MLAS runs with its u8×u8
+  kernel, whose pairs are summed in 32 bits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from emolive.runtime.cpu import INT16_MAX, CpuInfo
+
+# Largest |weight code| whose pair sums with any u8 activation fit a 16-bit accumulator.
+SAFE_WEIGHT_CODE = INT16_MAX // (2 * 255)
+# Ops whose int8 weights MLAS multiplies with u8 (or shifted s8) activations.
+_WEIGHTED_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
+_DQMM = "DynamicQuantizeMatMul"
+
+
+def largest_weight_code(model: onnx.ModelProto) -> int:
+    """The largest |code| of the int8 weights that Q/DQ graph feeds into Conv/MatMul/Gemm."""
+    inits = {i.name: i for i in model.graph.initializer}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    largest = 0
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear" or node.input[0] not in inits:
+            continue
+        if not any(c.op_type in _WEIGHTED_OPS for c in consumers.get(node.output[0], [])):
+            continue
+        codes = numpy_helper.to_array(inits[node.input[0]])
+        if codes.dtype != np.int8:
+            continue
+        largest = max(largest, int(np.abs(codes.astype(np.int16)).max(initial=0)))
+    return largest
+
+
+def saturating_nodes(model: onnx.ModelProto) -> list[str]:
+    """``DynamicQuantizeMatMul`` nodes with int8 weights (u8×s8: saturates without VNNI)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type == _DQMM
+        and node.input[1] in inits
+        and inits[node.input[1]].data_type == onnx.TensorProto.INT8
+    ]
+
+
+def to_u8u8(model: onnx.ModelProto) -> int:
+    """Rewrite every int8-weight ``DynamicQuantizeMatMul`` to uint8 codes + zero point 128.
+
+    q_u8 - 128 == q_s8 - z_s8 exactly (the exporter's zero points are 0), so the product is the
+    same integer; MLAS runs it with its u8×u8 kernel. Returns how many nodes were rewritten.
+    """
+    inits = {i.name: i for i in model.graph.initializer}
+    count = 0
+    for name in saturating_nodes(model):
+        node = next(n for n in model.graph.node if n.name == name)
+        weight = numpy_helper.to_array(inits[node.input[1]]).astype(np.int16)
+        if len(node.input) > 3 and node.input[3]:
+            zero = numpy_helper.to_array(inits[node.input[3]]).astype(np.int16)
+        else:
+            zero = np.zeros(weight.shape[-1], np.int16)
+        codes = (weight - zero + 128).astype(np.int16)
+        if codes.min() < 0 or codes.max() > 255:
+            raise ValueError(f"{name}: int8 weights minus their zero point leave uint8's range")
+        b, z = f"{node.input[1]}.u8", f"{node.input[1]}.u8_zero_point"
+        model.graph.initializer.extend(
+            [
+                numpy_helper.from_array(codes.astype(np.uint8), b),
+                numpy_helper.from_array(np.full(zero.shape, 128, np.uint8), z),
+            ]
+        )
+        inputs = list(node.input) + [""] * (4 - len(node.input))
+        inputs[1], inputs[3] = b, z
+        del node.input[:]
+        node.input.extend(inputs)
+        count += 1
+    used = {name for n in model.graph.node for name in n.input}
+    keep = [i for i in model.graph.initializer if i.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    return count
+
+
+def for_this_cpu(path: Path, cpu: CpuInfo) -> tuple[str | bytes, str | None]:
+    """What ONNX Runtime should load for ``path`` on ``cpu``: the file itself, or (where its
+    u8×s8 kernels would saturate) the serialized u8×u8 rewrite, with a note saying so."""
+    path = Path(path)
+    if not cpu.u8s8_saturates:
+        return str(path), None
+    header = onnx.load(str(path), load_external_data=False)
+    if not any(n.op_type == _DQMM for n in header.graph.node):
+        return str(path), None
+    model = onnx.load(str(path))
+    count = to_u8u8(model)
+    if not count:
+        return str(path), None
+    note = (
+        f"{path.name}: {count} int8 GEMMs loaded as u8×u8 on this {cpu.cpu_class} CPU "
+        f"(its u8×s8 kernels saturate)"
+    )
+    return model.SerializeToString(), note
