@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from emolive.cli.common import default_bundle
+from emolive.cli.common import FiniteFloatRange, default_bundle
 
 
 @click.command("calibrate")
@@ -22,10 +22,11 @@ from emolive.cli.common import default_bundle
 )
 @click.option(
     "--percentile",
-    type=float,
+    type=FiniteFloatRange(90.0, 100.0, min_open=True),
     default=99.999,
     show_default=True,
-    help="With --method percentile: share of activation values the int8 range must cover.",
+    help="With --method percentile: share of activation values the int8 range must cover, "
+    "in (90, 100].",
 )
 @click.option(
     "--samples",
@@ -95,7 +96,9 @@ def calibrate(
             calibration_media=user_media(media, every) if media else CALIBRATION_MEDIA,
             cache=not no_cache,
         )
-    except (ValueError, MediaSplitError) as e:
+    except MediaSplitError as e:
+        raise click.BadParameter(str(e), param_hint="--media") from e
+    except ValueError as e:
         raise click.BadParameter(str(e)) from e
     with click.progressbar(length=len(STEPS), label="calibrate", file=sys.stderr) as bar:
         done = []

@@ -1,11 +1,14 @@
-"""What several commands share: where the default bundle lives."""
+"""What several commands share: where the default bundle lives, option checks."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 from pathlib import Path
+
+import click
 
 BUNDLE_ENV = "EMOLIVE_BUNDLE"
 
@@ -36,15 +39,53 @@ def graceful_stop(session):
             signal.signal(s, h)
 
 
-def parse_labels(spec: str) -> tuple[str, ...]:
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan and infinities (which pass every comparison)."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{rv} is not a finite number.", param, ctx)
+        return rv
+
+
+class PositiveSeconds(FiniteFloatRange):
+    """A duration in seconds: finite and above 0."""
+
+    name = "seconds"
+
+    def __init__(self) -> None:
+        super().__init__(min=0.0, min_open=True)
+
+
+def check_output_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Option callback: an output file ('-' = stdout) must be writable, checked while the
+    options are parsed, before any model loads (exit code 2 naming the option and path)."""
+    if value is None or value == "-":
+        return value
+    from emolive.runtime.sinks import SinkError, check_writable
+
+    try:
+        check_writable(value)
+    except SinkError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from e
+    return value
+
+
+def check_labels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    """Option callback for --labels: the parsed labels, or exit code 2 naming the option."""
+    return parse_labels(value, ctx, param)
+
+
+def parse_labels(spec: str, ctx=None, param=None) -> tuple[str, ...]:
     """``fer``, ``mer``, or a comma-separated list of labels (open vocabulary), checked by the
     reasoning stage's own rule (``LabelSet``: 2..64 labels, no duplicates) so that `run` and
     `reason` accept the same lists."""
-    import click
-
     from emolive.runtime.reasoning.labels import LabelSet, LabelSetError
 
     try:
         return LabelSet.parse(spec).labels
     except LabelSetError as e:
-        raise click.BadParameter(str(e), param_hint="--labels") from e
+        raise click.BadParameter(
+            str(e), ctx=ctx, param=param, param_hint=None if param else "--labels"
+        ) from e

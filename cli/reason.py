@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from emolive.cli.common import default_bundle
+from emolive.cli.common import FiniteFloatRange, check_labels, default_bundle
 from emolive.runtime.names import LLM_PRECISIONS
 
 
@@ -32,6 +32,7 @@ from emolive.runtime.names import LLM_PRECISIONS
     "--labels",
     default="fer",
     show_default=True,
+    callback=check_labels,
     help="'fer' (7), 'mer' (6) or a comma-separated list of your own (2 to 64 labels).",
 )
 @click.option("--bundle", type=click.Path(path_type=Path), default=None, help="Bundle folder.")
@@ -41,12 +42,35 @@ from emolive.runtime.names import LLM_PRECISIONS
     default=None,
     help="LLM weight form (default: the one the bundle prefers).",
 )
-@click.option("--threads", type=int, default=None, help="ONNX Runtime threads.")
-@click.option("--max-context", type=int, default=1024, show_default=True, help="KV cache tokens.")
-@click.option("--max-tokens", type=int, default=48, show_default=True, help="Explanation budget.")
-@click.option("--top-p", type=float, default=None, help="Sample the explanation (default greedy).")
-@click.option("--temperature", type=float, default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime threads.")
+@click.option(
+    "--max-context",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="KV cache tokens.",
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=1),
+    default=48,
+    show_default=True,
+    help="Explanation budget.",
+)
+@click.option(
+    "--top-p",
+    type=FiniteFloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    help="Sample the explanation from this much probability mass, in (0, 1] (default greedy).",
+)
+@click.option(
+    "--temperature",
+    type=FiniteFloatRange(min=0.0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="With --top-p: the sampling temperature (> 0).",
+)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--no-calibration", is_flag=True, help="Raw label scores (no content-free prompts).")
 @click.option("--no-explanation", is_flag=True, help="Label scores only.")
 @click.option("--stream", is_flag=True, help="Echo the explanation to stderr as it is written.")
@@ -89,9 +113,9 @@ def reason(
             text=base.text + extra.text,
             transcript=extra.transcript or base.transcript,
         )
-        label_set = LabelSet.parse(labels)
-    except (ClueError, LabelSetError) as e:
+    except ClueError as e:
         raise click.BadParameter(str(e)) from e
+    label_set = LabelSet(labels)  # checked by the --labels callback
     if clues.empty:
         raise click.UsageError(
             "no clues: give --clues FILE or --visual/--audio/--text/--transcript"

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from emolive.cli.common import default_bundle, graceful_stop, parse_labels
+from emolive.cli.common import (
+    PositiveSeconds,
+    check_labels,
+    check_output_path,
+    default_bundle,
+    graceful_stop,
+)
 
 
 @click.command("run")
@@ -29,25 +35,33 @@ from emolive.cli.common import default_bundle, graceful_stop, parse_labels
     type=str,
     default="-",
     show_default=True,
-    help="Write events as JSON lines to this file ('-' = stdout).",
+    callback=check_output_path,
+    help="Write events as JSON lines to this file ('-' = stdout); checked before models load.",
 )
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option(
+    "--duration", type=PositiveSeconds(), default=None, help="Stop after this many seconds."
+)
 @click.option(
     "--labels",
     default="fer",
     show_default=True,
+    callback=check_labels,
     help="Label set: fer (7), mer (6), or your own comma-separated list.",
 )
 @click.option(
     "--every",
     "every_s",
-    type=float,
+    type=PositiveSeconds(),
     default=5.0,
     show_default=True,
     help="Seconds between readings when nobody speaks (speech closes them anyway).",
 )
 @click.option(
-    "--frame-step", type=int, default=1, show_default=True, help="Analyse every k-th frame."
+    "--frame-step",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Analyse every k-th frame.",
 )
 @click.option("--no-audio", is_flag=True, help="Video only.")
 @click.option("--no-video", is_flag=True, help="Audio only.")
@@ -71,8 +85,10 @@ from emolive.cli.common import default_bundle, graceful_stop, parse_labels
     help="Force the vision graphs' precision (default: what the bundle measured "
     "fastest on this device).",
 )
-@click.option("--threads", type=int, default=None, help="Threads per vision graph session.")
-@click.option("--max-faces", type=int, default=10, show_default=True)
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="Threads per vision graph session."
+)
+@click.option("--max-faces", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option(
     "--tiles",
     type=click.IntRange(1, 2),
@@ -122,7 +138,7 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
         realtime=realtime,
         every=frame_step,
         every_s=every_s,
-        labels=parse_labels(labels),
+        labels=labels,
         reason=not no_reason,
         vision=VisionConfig(precision=precision, threads=threads, max_faces=max_faces, tiles=tiles),
     )
@@ -137,10 +153,18 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
     try:
         session = Session(config, on_frame=overlay.on_frame if overlay else None)
     except (BundleError, SourceError, SessionError, RuntimeError, ValueError) as e:
+        if overlay is not None:
+            overlay.close()
         raise click.ClickException(str(e)) from e
-    sink = JsonLines(jsonl)
+    try:
+        sink = JsonLines(jsonl)
+    except SinkError as e:  # the path was checked before the models loaded; it changed since
+        if overlay is not None:
+            overlay.close()
+        raise click.ClickException(str(e)) from e
     status = StatusLine() if (view if view is not None else sys.stderr.isatty()) else None
     interrupted = False
+    failed: SinkError | None = None  # the output could not be written: stop, keep the stats
     try:
         with session, graceful_stop(session) as signals:
             try:
@@ -154,6 +178,10 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
                             session.stop()
             except KeyboardInterrupt:  # a second Ctrl-C: stop without waiting
                 pass
+            except SinkClosed:
+                raise
+            except SinkError as e:  # a full disk, an I/O error: leaving the loop stops the session
+                failed = e
         interrupted = signals["interrupted"]
     except SessionError as e:
         raise click.ClickException(f"{e} ({sink.count} events written to {sink.name})") from e
@@ -161,10 +189,11 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
         # Detach stdout so Python's exit flush does not hit the closed pipe again.
         sys.stdout = None
         return
-    except SinkError as e:
-        raise click.ClickException(str(e)) from e
     finally:
-        sink.close()
+        try:
+            sink.close()
+        except SinkError as e:
+            failed = failed or e
         if status is not None:
             status.close()
         if overlay is not None:
@@ -172,6 +201,10 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
     stats = session.stats()
     stats["events_written"] = sink.count
     stats["interrupted"] = interrupted
+    if failed is not None:
+        stats["output_error"] = str(failed)
     click.echo(json.dumps({"session": stats}), err=True)
+    if failed is not None:
+        raise click.ClickException(str(failed))
     if interrupted:
         sys.exit(130)

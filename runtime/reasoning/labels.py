@@ -53,6 +53,8 @@ class LabelSet:
                 raise LabelSetError(f"label {i} is empty")
             if lab != lab.strip() or any(c in lab for c in "\n\r\t,"):
                 raise LabelSetError(f"label {lab!r}: no surrounding spaces, commas or newlines")
+            if not lab.isprintable():
+                raise LabelSetError(f"label {lab!r}: no control or other non-printable characters")
             if len(lab) > MAX_LABEL_CHARS:
                 raise LabelSetError(f"label {lab[:20]!r}...: longer than {MAX_LABEL_CHARS} chars")
             if lab.lower() in seen:
