@@ -10,6 +10,15 @@ import click
 from emolive.cli.common import default_bundle, graceful_stop
 
 
+def _origins(ctx, param, values) -> tuple[str, ...]:
+    from emolive.runtime.server import ServerError, normalize_origin
+
+    try:
+        return tuple(normalize_origin(v) for v in values)
+    except ServerError as e:
+        raise click.BadParameter(str(e), ctx, param) from e
+
+
 @click.command("serve")
 @click.option(
     "--source",
@@ -22,10 +31,20 @@ from emolive.cli.common import default_bundle, graceful_stop
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to bind; anything but loopback requires --token.",
+    help="Address to bind; anything but loopback requires --token. Requests must name it "
+    "(or localhost/127.0.0.1/[::1] on loopback) in Host, with the port, or get 403.",
 )
-@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
 @click.option("--token", default=None, help="Shared secret clients pass as ?token=...")
+@click.option(
+    "--allow-origin",
+    "allow_origins",
+    multiple=True,
+    callback=_origins,
+    metavar="ORIGIN",
+    help="Let pages from this origin (scheme://host[:port], or null for file:// pages) read "
+    "the stream; repeatable. Browsers from other origins than the server's own get 403.",
+)
 @click.option("--no-audio", is_flag=True, help="Video only.")
 @click.option(
     "--realtime/--all-frames",
@@ -33,20 +52,31 @@ from emolive.cli.common import default_bundle, graceful_stop
     show_default=True,
     help="Pace files like a camera (the page then plays along in real time).",
 )
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after this many seconds.",
+)
 @click.option(
     "--linger",
-    type=float,
+    type=click.FloatRange(min=0),
     default=0.0,
     help="Keep serving this many seconds after the session ends.",
 )
-def serve(source, bundle, host, port, token, no_audio, realtime, duration, linger) -> None:  # fmt: skip
+def serve(source, bundle, host, port, token, allow_origins, no_audio, realtime, duration, linger) -> None:  # fmt: skip
     """Serve live readings: a web page at http://HOST:PORT/ and a WebSocket at /ws.
+
+    Only pages this server serves may read it: a browser's Origin must be the server's own
+    or one given with --allow-origin, and Host must name the server (no DNS rebinding).
+    Clients' messages are read and discarded (over 4 KiB closes the client), dead clients
+    go within 12 s, and a slow client loses its oldest events beyond 1,000 waiting.
 
     \b
     Examples:
       emo-live serve --source 0
       emo-live serve --source clip.mp4 --no-audio --linger 60
+      emo-live serve --allow-origin http://localhost:3000   # a kiosk app on its own server
       emo-live serve --host 0.0.0.0 --token "$(openssl rand -hex 16)"
     """
     import time
@@ -62,7 +92,7 @@ def serve(source, bundle, host, port, token, no_audio, realtime, duration, linge
     )  # fmt: skip
     try:
         session = Session(config)
-        server = ReadingServer(host, port, token).start()
+        server = ReadingServer(host, port, token, allow_origins=allow_origins).start()
     except (BundleError, SourceError, SessionError, ServerError, RuntimeError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"serving readings at {server.url} (WebSocket /ws); Ctrl-C stops", err=True)
@@ -77,4 +107,4 @@ def serve(source, bundle, host, port, token, no_audio, realtime, duration, linge
         raise click.ClickException(str(e)) from e
     finally:
         server.stop()
-    click.echo(json.dumps({"session": session.stats(), "published": server.published}), err=True)
+    click.echo(json.dumps({"session": session.stats(), **server.stats()}), err=True)
