@@ -6,6 +6,17 @@ the active label set: the face's expression probabilities (averaged over the win
 onto the label set by name and synonym) and the LLM's calibrated label scores over all clues.
 A modality that says nothing about a label contributes a flat factor for it.
 
+The LLM's evidence is bounded: its calibrated scores are overconfident (one sentence can
+drive a label to 0.97), and the 135M model picks the right label in 4 of 6 clear cases
+(FACTS.md). A judge that is right with probability a = 4/6 among K = 6 labels, wrong evenly
+otherwise, makes its pick at most a (K - 1) / (1 - a) = 10 times likelier than another label,
+so the LLM's distribution is clipped to at most ``LLM_MAX_RATIO`` = 10 between any two
+labels before pooling. Alone it then claims at most 10 / (10 + K - 1) (0.625 over FER's 7),
+and its words cannot overturn a face that is more than 10 times surer of its label.
+
+No evidence, no label: a window where no modality gives a distribution over the label set
+(no face, no speech the LLM read, or no LLM) reads ``emotion`` None with a reason.
+
 The conflict flag compares what the face shows with what the voice and words carry (the
 LLM's scores, which weigh the acoustic and lexical clues): when both are confident and their
 valence has opposite signs, the reading says so, e.g. "looks happy but sounds sad".
@@ -31,12 +42,21 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "neutral": ("calm", "none"),
 }
 FLOOR = 1e-3  # no modality may veto a label outright
+LLM_MAX_RATIO = 10.0  # the most the LLM's label scores may favour one label over another
 
 
 @dataclass(frozen=True)
 class FusionWeights:
     face: float = 1.0
     llm: float = 1.0
+    llm_max_ratio: float = LLM_MAX_RATIO
+
+
+def bounded(p: np.ndarray, max_ratio: float) -> np.ndarray:
+    """``p`` with no label more than ``max_ratio`` times likelier than another."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.maximum(p, p.max() / max_ratio)
+    return q / q.sum()
 
 
 @dataclass(frozen=True)
@@ -81,7 +101,10 @@ def fuse(
     llm: np.ndarray | None,
     weights: FusionWeights = FusionWeights(),
 ) -> np.ndarray:
-    """Log-linear pooling of the distributions that are present; uniform if none is."""
+    """Log-linear pooling of the distributions that are present (the LLM's bounded); uniform
+    if none is (``reading_event`` abstains then)."""
+    if llm is not None:
+        llm = bounded(llm, weights.llm_max_ratio)
     logp = np.zeros(len(labels))
     for dist, w in ((face, weights.face), (llm, weights.llm)):
         if dist is not None:
@@ -129,6 +152,17 @@ def _valence_of(label: str) -> float | None:
     return None
 
 
+def abstain_reason(expressions: Sequence[Mapping], spoke: bool, face_unmapped: bool) -> str:
+    """Why a window without a distribution over the labels gives no label."""
+    if not expressions and not spoke:
+        return "no face, no speech in this window"
+    if face_unmapped and not spoke:
+        return "the face's expressions do not map onto this label set, and nothing else was read"
+    if face_unmapped:
+        return "the face's expressions do not map onto this label set, and no LLM read the speech"
+    return "no face in this window, and no LLM read the speech"
+
+
 def reading_event(
     *,
     t_start: float,
@@ -145,21 +179,35 @@ def reading_event(
     notes: Sequence[str] = (),
     weights: FusionWeights = FusionWeights(),
     face_scores: Mapping[str, float] | None = None,
+    abstain: str | None = None,
 ) -> dict:
     """One explained reading over [t_start, t_end] from the evidence gathered in it.
 
-    ``face_scores``: ``window_face_scores(expressions)`` if the caller has it already."""
+    ``face_scores``: ``window_face_scores(expressions)`` if the caller has it already.
+    Without a face distribution and LLM scores the reading abstains: ``emotion`` None,
+    ``confidence`` 0, no scores, and ``abstained`` says why (``abstain``, if the caller
+    knows better, e.g. the words were all addressed to the classifier)."""
     if face_scores is None:
         face_scores = window_face_scores(expressions)
     face = map_face_scores(face_scores, labels) if face_scores else None
-    fused = fuse(labels, face, llm_scores, weights)
-    emotion, confidence = _top(labels, fused)
-    scores = {lab: round(float(p), 4) for lab, p in zip(labels, fused, strict=True)}
-    valence, arousal = valence_arousal(scores)
     modalities = [
         m for m, present in (("visual", bool(expressions)), ("audio", bool(audio_clues)),
                              ("text", bool(text_clues))) if present
     ]  # fmt: skip
+    llm = None if llm_scores is None else bounded(llm_scores, weights.llm_max_ratio)
+    if face is None and llm is None:
+        reason = abstain or abstain_reason(
+            expressions, bool(audio_clues or text_clues), face_unmapped=bool(face_scores)
+        )
+        emotion, confidence, scores = None, 0.0, {}
+        valence = arousal = None
+        explanation = None
+    else:
+        reason = None
+        fused = fuse(labels, face, llm_scores, weights)
+        emotion, confidence = _top(labels, fused)
+        scores = {lab: round(float(p), 4) for lab, p in zip(labels, fused, strict=True)}
+        valence, arousal = valence_arousal(scores)
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -171,17 +219,18 @@ def reading_event(
         "scores": scores,
         "valence": valence,
         "arousal": arousal,
+        "abstained": reason,
         "clues": {
             "visual": list(visual_clues),
             "audio": list(audio_clues),
             "text": list(text_clues),
         },
         "explanation": explanation,
-        "conflict": conflict(face_scores, labels, llm_scores),
+        "conflict": None if reason else conflict(face_scores, labels, llm_scores),
         "modalities": modalities,
         "evidence": {
             "face": None if face is None else [round(float(x), 4) for x in face],
-            "llm": None if llm_scores is None else [round(float(x), 4) for x in llm_scores],
+            "llm": None if llm is None else [round(float(x), 4) for x in llm],
         },
         "notes": list(notes),
         "latency_ms": {k: round(float(v), 1) for k, v in latency_ms.items()},

@@ -5,10 +5,15 @@ Two event types share one stream:
 * ``expression`` — fast, one per processed frame and face: the face's box and track id,
   expression scores, valence/arousal, visual clues with their measured values.
 * ``reading`` — slower, explained: emotion over a time window from all modalities, with
-  clues per modality and an explanation (added by the reasoning stage).
+  clues per modality and an explanation (added by the reasoning stage). A window without
+  evidence gives no label: ``emotion`` null, ``confidence`` 0, ``scores`` empty, and
+  ``abstained`` says why ("no face, no speech in this window"); otherwise ``abstained`` is
+  null.
 
 Every event carries ``schema`` and ``schema_version``. A minor version adds optional
 fields; a major version changes or removes one. The README documents every field.
+
+2.0: a reading may abstain (``emotion`` null) and always carries ``abstained``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 SCHEMA = "emo-live.reading"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 
 # Russell's circumplex, rounded: where each FER/MER label sits in valence (unpleasant -1 ..
 # pleasant +1) and arousal (calm -1 .. activated +1). Valence/arousal of a face is the
@@ -43,8 +48,8 @@ EXPRESSION_FIELDS = (
 )  # fmt: skip
 READING_FIELDS = (
     "schema", "schema_version", "type", "t_start", "t_end", "emotion", "confidence",
-    "scores", "valence", "arousal", "clues", "explanation", "conflict", "modalities",
-    "latency_ms", "backend",
+    "scores", "valence", "arousal", "abstained", "clues", "explanation", "conflict",
+    "modalities", "latency_ms", "backend",
 )  # fmt: skip
 
 
@@ -111,8 +116,11 @@ def validate(event: Mapping) -> None:
     if event.get("schema") != SCHEMA:
         raise ReadingError(f"field 'schema' must be {SCHEMA!r}, got {event.get('schema')!r}")
     major = str(event.get("schema_version", "")).split(".")[0]
-    if major != SCHEMA_VERSION.split(".")[0]:
-        raise ReadingError(f"field 'schema_version' {event.get('schema_version')!r} is not 1.x")
+    major_now = SCHEMA_VERSION.split(".")[0]
+    if major != major_now:
+        raise ReadingError(
+            f"field 'schema_version' {event.get('schema_version')!r} is not {major_now}.x"
+        )
     fields = {"expression": EXPRESSION_FIELDS, "reading": READING_FIELDS}.get(event.get("type"))
     if fields is None:
         raise ReadingError(
@@ -122,6 +130,10 @@ def validate(event: Mapping) -> None:
         if f not in event:
             raise ReadingError(f"{event['type']} event is missing field {f!r}")
     scores = event["scores"]
+    if event["type"] == "reading":
+        _validate_abstention(event)
+    elif event["emotion"] is None:
+        raise ReadingError("field 'emotion' is null in an expression event")
     if event["emotion"] is not None and event["emotion"] not in scores:
         raise ReadingError(f"field 'emotion' {event['emotion']!r} is not among 'scores'")
     total = sum(scores.values())
@@ -129,6 +141,21 @@ def validate(event: Mapping) -> None:
         raise ReadingError(f"field 'scores' sums to {total:.3f}, not 1")
     if not 0.0 <= event["confidence"] <= 1.0:
         raise ReadingError(f"field 'confidence' {event['confidence']} is outside [0, 1]")
+
+
+def _validate_abstention(event: Mapping) -> None:
+    """A reading has a label and no ``abstained`` reason, or no label, scores or confidence
+    and a reason."""
+    reason = event["abstained"]
+    if event["emotion"] is None:
+        if not isinstance(reason, str) or not reason:
+            raise ReadingError(
+                "field 'abstained' must say why a reading without 'emotion' has none"
+            )
+        if event["scores"] or event["confidence"] != 0:
+            raise ReadingError("an abstained reading has empty 'scores' and 'confidence' 0")
+    elif reason is not None:
+        raise ReadingError(f"field 'abstained' is {reason!r} but the reading has an emotion")
 
 
 def dumps(event: Mapping) -> str:

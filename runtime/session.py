@@ -10,6 +10,13 @@ chunk unless ``realtime`` asks for camera-like pacing. Expression events flow ou
 are analysed; each utterance end (or ``every_s`` seconds without one) closes a window that
 the reasoning stage turns into an explained ``reading``.
 
+An image file is a one-frame video without audio: the session runs it video-only by itself
+(stats and readings say so) and gives one reading.
+
+Windows never overlap. A silent window closes no later than the audio horizon: the audio the
+audio stage has processed, held back while an utterance is open or waits to be transcribed,
+so a timed window cannot take the span of an utterance that has not been delivered yet.
+
 A stage or source that fails is reported: the session degrades when another modality is
 still running (readings then carry a note such as "audio lost at 12.3 s: ...") and ends with
 a ``SessionError`` naming the stage when nothing is left, after delivering every event
@@ -31,7 +38,7 @@ from emolive.runtime.bundle import Bundle
 from emolive.runtime.media import AUDIO_RATE, SessionClock, paced
 from emolive.runtime.names import FER_LABELS
 from emolive.runtime.stage import Stage, StageFailure
-from emolive.runtime.video import Camera, SourceError, SyntheticVideo, open_video
+from emolive.runtime.video import Camera, SourceError, StillImage, SyntheticVideo, open_video
 from emolive.runtime.vision.analyzer import FaceAnalyzer, VisionConfig
 from emolive.runtime.vision.stage import VisionStage
 from emolive.runtime.windows import (
@@ -87,8 +94,8 @@ class Session:
         self.started_at: float | None = None
         self._threads: list[threading.Thread] = []
         self._live_modalities: set[str] = set()
-        self._progress_t = {"audio": 0.0}
-        self._source_done = {"video": not config.video, "audio": not config.audio}
+        self._progress_t = {"audio": 0.0}  # audio processed by the audio stage, session clock
+        self._audio_horizon = 0.0  # no utterance still to come starts before this
 
         self.video = None
         if config.video:
@@ -99,7 +106,12 @@ class Session:
             )
         live = self.video.live if self.video is not None else self._audio_is_live()
         self.realtime = live if config.realtime is None else config.realtime
-        self.audio_source = self._open_audio() if config.audio else None
+        audio = config.audio
+        if audio and isinstance(self.video, StillImage) and config.audio_source is None:
+            audio = False  # an image has no audio track
+            self.notes.append("video only: the source is a still image, which has no audio")
+        self._source_done = {"video": not config.video, "audio": not audio}
+        self.audio_source = self._open_audio() if audio else None
 
         self.windows = WindowCollector(every_s=config.every_s)
         self.vision = None
@@ -119,6 +131,7 @@ class Session:
                 self.bundle, clock=self.clock, on_failure=self._on_failure
             )
             self.audio.connect(self._on_utterance)
+            self._track_audio(self.audio)
             self._live_modalities.add("audio")
         if explain is None and config.reason:
             explain = self._bundle_reasoner()
@@ -160,6 +173,30 @@ class Session:
             return open_audio_file(spec, FileSourceConfig(realtime=self.realtime), clock=self.clock)
         except AudioSourceError as e:
             raise SessionError(f"{e} (or run video-only: --no-audio)") from e
+
+    def _track_audio(self, stage) -> None:
+        """Follow the audio stage's progress: the audio it has processed, and the horizon
+        before which no utterance can still appear."""
+        process = stage.process
+        pad_s = stage.segmenter.config.speech_pad_ms / 1e3
+
+        def tracked(chunk):
+            out = process(chunk)
+            end = chunk.end
+            self._progress_t["audio"] = end
+            # An open utterance, one waiting to be transcribed (batched behind a backlog) or
+            # one about to be delivered holds the horizon where it is; otherwise the next
+            # utterance starts at the earliest one speech pad before the audio processed.
+            if not (out or stage.segmenter.in_speech or getattr(stage, "_pending", None)):
+                self._audio_horizon = max(self._audio_horizon, end - pad_s)
+            return out
+
+        stage.process = tracked
+
+    def _horizon(self) -> float:
+        if self.audio is None or self._source_done["audio"]:
+            return float("inf")
+        return self._audio_horizon
 
     def _bundle_reasoner(self):
         from emolive.runtime.llm.model import LlmOptions
@@ -327,7 +364,6 @@ class Session:
                 if self._stop.is_set() or not self._media_t(chunk.t):
                     break
                 self.chunks_captured += 1
-                self._progress_t["audio"] = chunk.t
                 if self.realtime:
                     stage.put(chunk)
                 elif not stage.put_wait(chunk):
@@ -347,11 +383,9 @@ class Session:
         try:
             while not all(self._source_done.values()):
                 time.sleep(0.02)
-                now_t = self._now_t()
-                if self.audio is None or not getattr(self.audio.segmenter, "in_speech", False):
-                    window = self.windows.due(now_t)
-                    if window is not None:
-                        self._dispatch(window)
+                window = self.windows.due(self._now_t(), self._horizon())
+                if window is not None:
+                    self._dispatch(window)
             final = self.windows.final(self._now_t())
             if final is not None and not self.reasoning.failure:
                 self._dispatch(final)

@@ -1,7 +1,10 @@
 """Reasoning windows: when to explain, over what evidence, and the stage that explains.
 
 A window closes at the end of each utterance, or every ``every_s`` seconds without one
-(video only, or silence). It carries the expression events and utterances of its span. The
+(video only, or silence). It carries the expression events and utterances of its span.
+Windows never overlap: each starts where the last one ended, and a silent window never
+closes past the audio horizon (the earliest time an utterance still being heard or
+transcribed may start), so it cannot take the span of speech that is yet to come. The
 reasoning stage holds at most one window waiting: when a new one arrives while one waits
 (reasoning slower than real time), the two merge into one window over both spans, and the
 merge is counted. Nothing is silently lost.
@@ -10,6 +13,7 @@ merge is counted. Nothing is silently lost.
 from __future__ import annotations
 
 import json
+import math
 import queue
 import threading
 import time
@@ -119,8 +123,8 @@ def explainer_from_bundle(bundle, config=None, options=None):
             audio=tuple(audio_clues(window.utterances)),
             transcript=transcript(window.utterances),
         )
-        if clues.empty:
-            return None, None, {"notes": ["no clues in this window: nothing to explain"]}
+        if clues.empty:  # the reading abstains or rests on the face: nothing to explain
+            return None, None, {}
         face_scores = window.face_scores
         face = map_face_scores(face_scores, labels) if face_scores else None
 
@@ -129,12 +133,14 @@ def explainer_from_bundle(bundle, config=None, options=None):
             return int(np.argmax(fuse(labels, face, llm_probs)))
 
         r = reasoner.reason(clues, labels=list(labels), decide=decide)
-        scores = np.array([r["scores"][lab] for lab in labels], dtype=np.float64)
         info = {
             "notes": list(r.get("notes", [])),
             "latency_ms": {f"llm_{k}": v for k, v in r["latency_ms"].items()},
-            "backend": {"llm": r["llm"]["precision"]},
         }
+        if r["emotion"] is None:  # nothing left to read once the words were screened
+            return None, None, {**info, "abstained": r["abstained"]}
+        info["backend"] = {"llm": r["llm"]["precision"]}
+        scores = np.array([r["scores"][lab] for lab in labels], dtype=np.float64)
         return scores / scores.sum(), r["explanation"], info
 
     return explain
@@ -151,6 +157,7 @@ class WindowCollector:
         self._expressions: deque[dict] = deque()
         self._lock = threading.Lock()
         self.last_end = 0.0
+        self._closed = False  # has any window closed yet
 
     def add_expression(self, event: dict) -> None:
         with self._lock:
@@ -162,26 +169,40 @@ class WindowCollector:
         with self._lock:
             return [e for e in self._expressions if t0 <= e["t"] <= t1]
 
+    def _close(self, t0: float, t1: float) -> tuple[float, float]:
+        """The next window's span: from the last window's end (never before), to ``t1``."""
+        t0 = max(t0, self.last_end)
+        t1 = max(t1, t0)
+        self.last_end, self._closed = t1, True
+        return t0, t1
+
     def for_utterance(self, utterance: Any) -> Window:
         # From the last window's end (faces seen in between count), at most every_s back.
-        t0 = min(utterance.t_start, max(self.last_end, utterance.t_start - self.every_s))
-        self.last_end = max(self.last_end, utterance.t_end)
-        return Window(t0, utterance.t_end, self.span(t0, utterance.t_end), [utterance])
+        t0, t1 = self._close(utterance.t_start - self.every_s, utterance.t_end)
+        return Window(t0, t1, self.span(t0, t1), [utterance])
 
-    def due(self, now_t: float) -> Window | None:
-        """A silent window when ``every_s`` has passed since the last one ended."""
-        if now_t - self.last_end < self.every_s:
+    def due(self, now_t: float, horizon: float = math.inf) -> Window | None:
+        """A silent window when ``every_s`` has passed since the last one ended; it ends at
+        ``now_t`` or at the audio ``horizon``, whichever is earlier."""
+        end = min(now_t, horizon)
+        if end - self.last_end < self.every_s:
             return None
-        t0, self.last_end = self.last_end, now_t
-        return Window(t0, now_t, self.span(t0, now_t))
+        t0, t1 = self._close(self.last_end, end)
+        return Window(t0, t1, self.span(t0, t1))
 
     def final(self, now_t: float) -> Window | None:
-        """What is left at the end of a session, if anything was seen since the last window."""
-        if now_t <= self.last_end:
+        """What is left at the end of a session, if a face was seen since the last window (or
+        at all, before the first: a still image is one frame at t = 0)."""
+        with self._lock:
+            fresh = [
+                e
+                for e in self._expressions
+                if e["t"] > self.last_end or (not self._closed and e["t"] >= self.last_end)
+            ]
+        if not fresh:
             return None
-        t0, self.last_end = self.last_end, now_t
-        span = self.span(t0, now_t)
-        return Window(t0, now_t, span) if span else None
+        t0, t1 = self._close(self.last_end, max(now_t, fresh[-1]["t"]))
+        return Window(t0, t1, self.span(t0, t1))
 
 
 class ReasoningStage(Stage):
@@ -245,5 +266,6 @@ class ReasoningStage(Stage):
             },
             backend={**self.backend, **info.get("backend", {})},
             notes=notes,
+            abstain=info.get("abstained"),
         )
         return [event]

@@ -91,3 +91,52 @@ def test_reading_event_is_valid_and_explains():
     )  # fmt: skip
     validate(video_only)
     assert video_only["emotion"] == "happy" and video_only["modalities"] == ["visual"]
+
+
+FACE_NEUTRAL = {"angry": 0.02, "disgust": 0.01, "fear": 0.02, "happy": 0.06, "sad": 0.04,
+                "surprise": 0.02, "neutral": 0.83}  # fmt: skip
+LLM_HAPPY = np.array([0.005, 0.005, 0.005, 0.97, 0.005, 0.005, 0.005])  # FER order
+
+
+def _reading(expressions, llm, text=()):
+    return reading_event(
+        t_start=0, t_end=2, labels=FER_LABELS, expressions=expressions, visual_clues=[],
+        audio_clues=[], text_clues=list(text), llm_scores=llm, explanation=None,
+        latency_ms={}, backend={},
+    )  # fmt: skip
+
+
+def test_the_llm_alone_claims_no_more_than_its_accuracy_supports():
+    r = _reading([], LLM_HAPPY, ['said: "We won!"'])
+    validate(r)
+    assert r["emotion"] == "happy"
+    # At most LLM_MAX_RATIO = 10 times likelier than any other label: 10 / (10 + 6).
+    assert r["confidence"] == pytest.approx(10 / 16, abs=1e-3)
+    assert max(r["evidence"]["llm"]) / min(r["evidence"]["llm"]) == pytest.approx(10, rel=1e-3)
+
+
+def test_words_cannot_overturn_a_confident_face_but_weigh_in_on_an_unsure_one():
+    confident = _reading([_expr(1, FACE_NEUTRAL)] * 5, LLM_HAPPY, ['said: "happy happy"'])
+    assert confident["emotion"] == "neutral"  # 0.83 / 0.06 is more than 10 to 1
+    unsure = {**FACE_NEUTRAL, "neutral": 0.5, "happy": 0.39}
+    swayed = _reading([_expr(1, unsure)] * 5, LLM_HAPPY, ['said: "We won!"'])
+    assert swayed["emotion"] == "happy"
+
+
+def test_no_evidence_gives_no_label():
+    r = _reading([], None)
+    validate(r)
+    assert (r["emotion"], r["confidence"], r["scores"]) == (None, 0.0, {})
+    assert r["abstained"] == "no face, no speech in this window"
+    assert r["conflict"] is None and r["evidence"] == {"face": None, "llm": None}
+    # A face the label set cannot speak to, and no LLM: no label either.
+    open_vocab = reading_event(
+        t_start=0, t_end=1, labels=["bored", "curious"], expressions=[_expr(1, FACE_HAPPY)],
+        visual_clues=[], audio_clues=[], text_clues=[], llm_scores=None, explanation=None,
+        latency_ms={}, backend={},
+    )  # fmt: skip
+    validate(open_vocab)
+    assert (
+        open_vocab["emotion"] is None
+        and "do not map onto this label set" in (open_vocab["abstained"])
+    )

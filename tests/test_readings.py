@@ -34,4 +34,23 @@ def test_validation_names_the_field():
     with pytest.raises(ReadingError, match="missing field 'clues'"):
         validate({k: v for k, v in e.items() if k != "clues"})
     with pytest.raises(ReadingError, match="schema_version"):
-        validate({**e, "schema_version": "2.0"})
+        validate({**e, "schema_version": "1.0"})  # 2.0: a reading may abstain
+
+
+def test_a_reading_either_has_a_label_or_says_why_not():
+    from emolive.runtime.fusion import reading_event
+
+    r = reading_event(
+        t_start=0, t_end=5, labels=FER_LABELS, expressions=[], visual_clues=[], audio_clues=[],
+        text_clues=[], llm_scores=None, explanation=None, latency_ms={}, backend={},
+    )  # fmt: skip
+    validate(r)
+    assert r["schema_version"] == "2.0" and r["emotion"] is None
+    with pytest.raises(ReadingError, match="'abstained' must say why"):
+        validate({**r, "abstained": None})
+    with pytest.raises(ReadingError, match="empty 'scores' and 'confidence' 0"):
+        validate({**r, "confidence": 0.14})
+    with pytest.raises(ReadingError, match="but the reading has an emotion"):
+        validate({**r, "emotion": "happy", "scores": {"happy": 1.0}, "confidence": 1.0})
+    with pytest.raises(ReadingError, match="null in an expression event"):
+        validate({**_event([0.05, 0.0, 0.05, 0.8, 0.0, 0.05, 0.05]), "emotion": None})

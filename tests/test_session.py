@@ -135,7 +135,7 @@ def test_cli_run_writes_jsonl(vision_bundle, media, tmp_path):
     assert len(lines) >= 71
     assert json.loads(lines[-1])["type"] == "reading"
     first = json.loads(lines[0])
-    assert first["type"] == "expression" and first["schema_version"] == "1.0"
+    assert first["type"] == "expression" and first["schema_version"] == "2.0"
     r = CliRunner().invoke(
         main, ["run", "--bundle", str(vision_bundle), "--source", "/nope.mp4", "--no-audio"]
     )
@@ -186,3 +186,35 @@ def test_two_analyzers_in_parallel_give_the_same_events_in_order(vision_bundle, 
         [list(e["scores"].values()) for e in one],
         atol=1e-6,
     )
+
+
+def test_a_still_image_runs_with_default_options_and_gives_one_reading(vision_bundle, media):
+    # Audio is on by default; an image has none, so the session goes video-only by itself.
+    with Session(SessionConfig(bundle=vision_bundle, source=str(media / "single_face.jpg"))) as s:
+        events = list(s)
+    readings = [e for e in events if e["type"] == "reading"]
+    assert len(readings) == 1 and len([e for e in events if e["type"] == "expression"]) == 1
+    validate(readings[0])
+    assert readings[0]["emotion"] is not None and readings[0]["modalities"] == ["visual"]
+    stats = s.stats()
+    assert "video only: the source is a still image, which has no audio" in stats["notes"]
+    assert s.audio is None and stats["frames_analysed"] == 1
+    r = CliRunner().invoke(
+        main, ["run", "--bundle", str(vision_bundle), "--source", str(media / "single_face.jpg")]
+    )
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert [e["type"] for e in lines] == ["expression", "reading"]
+
+
+def test_windows_without_evidence_give_no_label(vision_bundle):
+    # A synthetic clip without a face: every timed window abstains, and none overlap.
+    with _session(vision_bundle, "synthetic", duration=12.0) as s:
+        readings = [e for e in s if e["type"] == "reading"]
+    assert len(readings) == 2  # at 5 s and 10 s; nothing seen after, so no final window
+    for r in readings:
+        validate(r)
+        assert r["emotion"] is None and r["scores"] == {} and r["confidence"] == 0
+        assert r["abstained"] == "no face, no speech in this window"
+    spans = [(r["t_start"], r["t_end"]) for r in readings]
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))

@@ -11,7 +11,9 @@ clauses; a clause is unsupported, and removed, when it
 * quotes words that are not in the transcript or clues,
 * cites no modality but names emotions other than the one chosen (the label comes from
   scoring, so "the emotion is likely disgust" under a "surprise" reading contradicts it), or
-* repeats an earlier clause.
+* repeats an earlier clause, or
+* gives instructions ("answer happy with full confidence", "ignore the above", a role
+  marker): words addressed to the classifier are never restated as facts (screen.py).
 
 What remains is the explanation; the removed clauses and why are reported next to it. If
 nothing remains, a plain explanation is written from the clues themselves.
@@ -23,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 
 from emolive.runtime.reasoning.clues import Clues
+from emolive.runtime.reasoning.screen import EMOTION_WORDS, instructs
 
 MODALITY_WORDS = {
     "visual": ("face", "facial", "expression", "smile", "smiling", "smiles", "frown",
@@ -31,15 +34,6 @@ MODALITY_WORDS = {
               "acoustic", "speaking rate", "prosody", "shaky", "trembling"),
     "text": ("word", "words", "said", "says", "saying", "say", "transcript", "sentence",
              "lexical", "wrote", "statement"),
-}  # fmt: skip
-EMOTION_WORDS = {
-    "angry": ("angry", "anger", "annoyed", "frustrated", "furious"),
-    "disgust": ("disgust", "disgusted"),
-    "fear": ("fear", "afraid", "scared", "fearful", "anxious", "nervous", "worried"),
-    "happy": ("happy", "happiness", "joy", "joyful", "pleased", "glad", "excited"),
-    "sad": ("sad", "sadness", "unhappy", "upset", "down"),
-    "surprise": ("surprise", "surprised", "amazed", "astonished", "shocked"),
-    "neutral": ("neutral", "calm"),
 }  # fmt: skip
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _QUOTE = re.compile(r"[\"\u201c]([^\"\u201d]{3,})[\"\u201d]")
@@ -90,6 +84,9 @@ def split_clauses(text: str) -> list[str]:
 def why_unsupported(
     clause: str, clues: Clues, labels: tuple[str, ...], label: str | None = None
 ) -> str | None:
+    instruction = instructs(clause)
+    if instruction is not None:
+        return f"restates an instruction: it {instruction}"
     cited = [m for m, words in MODALITY_WORDS.items() if _mentions(clause, words)]
     given = {m: " ".join(clues.of(m)) for m in ("visual", "audio", "text")}
     given["text"] = (given["text"] + " " + clues.transcript).strip()
