@@ -273,14 +273,18 @@ def _cycles(x: np.ndarray, track: PitchTrack, max_cycles: int) -> tuple[list, li
             den = np.sqrt(np.sum(cand * cand, axis=1) * float(ref @ ref)) + 1e-12
             corr = num / den
             i = int(np.argmax(corr[1:-1])) + 1
-            if corr[i] < 0.5:
+            y0, y1, y2 = corr[i - 1], corr[i], corr[i + 1]
+            # A best lag at the edge of the search that its outer neighbour beats is no peak:
+            # the cycle lies outside 0.8..1.25 of the expected period (a pitch-track error, a
+            # clipped square-ish wave). A parabola through such a slope has its vertex
+            # anywhere, even at a negative lag (an empty cycle). A weak match, as below.
+            if y1 < 0.5 or y1 < y0 or y1 < y2:
                 close(chain_p, chain_a)
                 chain_p, chain_a = [], []
                 p += te
                 continue
-            y0, y1, y2 = corr[i - 1], corr[i], corr[i + 1]
-            dd = y0 - 2 * y1 + y2
-            lag = lo - 1 + i + (0.5 * (y0 - y2) / dd if abs(dd) > 1e-12 else 0.0)
+            dd = y0 - 2 * y1 + y2  # <= 0 at a peak, so the vertex is within half a sample
+            lag = lo - 1 + i + (0.5 * (y0 - y2) / dd if dd < -1e-12 else 0.0)
             cyc = x[s : s + int(round(lag))]
             chain_p.append(lag)
             chain_a.append(float(cyc.max() - cyc.min()))
