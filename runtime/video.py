@@ -8,6 +8,7 @@ reopened with backoff by the session (issue: live session).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emolive.runtime.media import Frame, SessionClock
+from emolive.runtime.media import Frame, SessionClock, file_damage
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -67,11 +68,16 @@ class VideoFile:
             raise SourceError(f"video file not found: {self.path}")
         if not self.path.is_file():
             raise SourceError(f"not a file: {self.path}")
+        damage = file_damage(self.path)
+        if damage is not None and damage.startswith("is empty"):
+            raise SourceError(f"video file {self.path} {damage}")
         cap = cv2.VideoCapture(str(self.path))
         ok = cap.isOpened()
         first = cap.read()[0] if ok else False
         cap.release()
         if not ok or not first:
+            if damage is not None:
+                raise SourceError(f"cannot decode video {self.path}: the file {damage}")
             raise SourceError(
                 f"cannot decode video {self.path}: OpenCV could not open it or read its first "
                 f"frame (unknown container or unsupported codec?)"
@@ -79,17 +85,27 @@ class VideoFile:
         self.name = str(self.path)
 
     def frames(self, clock: SessionClock | None = None) -> Iterator[Frame]:
+        """Frames stamped with their presentation time (the container's timestamps, from the
+        stream's start), not index / rate: in a variable-frame-rate file (phones, screen
+        recorders) the average rate puts later frames seconds away from their audio."""
         cap = cv2.VideoCapture(str(self.path))
-        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-        index = 0
+        step = 1.0 / (cap.get(cv2.CAP_PROP_FPS) or 30.0)
+        index, prev = 0, None
         try:
             while True:
                 ok, image = cap.read()
                 if not ok:
                     return
-                t = index / fps
+                t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1e3
+                if prev is not None and not (math.isfinite(t) and t > prev):
+                    # No timestamp (OpenCV reports 0), a repeated one, or one going back:
+                    # a nominal frame after the last, so frame times stay increasing.
+                    t = prev + step
+                elif prev is None and not (math.isfinite(t) and t >= 0):
+                    t = 0.0
                 yield Frame(t=t, index=index, image=image, source=self.name)
                 index += 1
+                prev = t
         finally:
             cap.release()
 

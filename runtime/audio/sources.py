@@ -18,7 +18,7 @@ import numpy as np
 from emolive.runtime.audio.errors import AudioSourceError, NoAudioTrack, missing_audio_extra
 from emolive.runtime.audio.resample import Resampler, to_mono
 from emolive.runtime.audio.wav import iter_wav_blocks, read_wav_info
-from emolive.runtime.media import AUDIO_RATE, AudioChunk, SessionClock, paced
+from emolive.runtime.media import AUDIO_RATE, AudioChunk, SessionClock, file_damage, paced
 
 WAV_SUFFIXES = (".wav", ".wave")
 
@@ -121,12 +121,19 @@ class MediaAudioSource(_ChunkedSource):
         self.path = Path(path)
         if not self.path.is_file():
             raise AudioSourceError(f"media file {self.path} does not exist")
+        damage = file_damage(self.path)
+        if damage is not None and damage.startswith("is empty"):
+            raise AudioSourceError(f"media file {self.path} {damage}")
         try:
             with av.open(str(self.path)) as container:
                 streams = list(container.streams.audio)
                 kinds = sorted({s.type for s in container.streams})
         except av.error.FFmpegError as e:
-            raise AudioSourceError(f"cannot open media file {self.path}: {e}") from e
+            why = f"the file {damage}" if damage is not None else str(e)
+            raise AudioSourceError(f"cannot open media file {self.path}: {why}") from e
+        if not streams and damage is not None:
+            # A cut-short file can open with only some of its streams known.
+            raise AudioSourceError(f"cannot read the audio of {self.path}: the file {damage}")
         if not streams:
             raise NoAudioTrack(
                 f"{self.path} has no audio track (streams: {', '.join(kinds) or 'none'}); "
@@ -161,7 +168,9 @@ class MediaAudioSource(_ChunkedSource):
                     for f in to_flt.resample(frame):
                         yield from rechunker.feed(f.to_ndarray().reshape(-1))
             except av.error.FFmpegError as e:
-                raise AudioSourceError(f"decoding the audio of {self.path} failed: {e}") from e
+                damage = file_damage(self.path)
+                why = f"the file {damage}" if damage is not None else str(e)
+                raise AudioSourceError(f"decoding the audio of {self.path} failed: {why}") from e
             if rechunker is not None:
                 for f in to_flt.resample(None):
                     yield from rechunker.feed(f.to_ndarray().reshape(-1))

@@ -46,16 +46,28 @@ def read_wav_info(path: Path | str) -> WavInfo:
         raise AudioSourceError(f"cannot open WAV file {path}: {e}") from e
     with f:
         head = f.read(12)
+        if not head:
+            raise AudioSourceError(f"WAV file {path} is empty (0 bytes)")
+        if len(head) < 12 and b"RIFF".startswith(head[:4]):
+            raise AudioSourceError(f"{path} is truncated: {len(head)} bytes, inside the header")
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             raise AudioSourceError(f"{path} is not a RIFF/WAVE file")
+        file_size = f.seek(0, 2)
+        f.seek(12)
         fmt = None
         while True:
             ck = f.read(8)
             if len(ck) < 8:
+                if ck:
+                    raise AudioSourceError(f"{path} is truncated: it ends inside a chunk header")
                 break
             cid, size = ck[:4], struct.unpack("<I", ck[4:])[0]
             if cid == b"fmt ":
                 fmt = f.read(size)
+                if len(fmt) < size:
+                    raise AudioSourceError(
+                        f"{path} is truncated: it ends inside its fmt chunk ({file_size} bytes)"
+                    )
                 if size % 2:
                     f.read(1)
             elif cid == b"data":
@@ -65,10 +77,21 @@ def read_wav_info(path: Path | str) -> WavInfo:
                 # Recorders that were killed leave size 0 or 0xFFFFFFFF: trust the file size.
                 end = f.seek(0, 2)
                 if size == 0 or size == 0xFFFFFFFF or offset + size > end:
+                    if end == offset and size not in (0, 0xFFFFFFFF):
+                        raise AudioSourceError(
+                            f"{path} is truncated: its data chunk should hold {size} bytes, "
+                            f"the file ends where it starts"
+                        )
                     size = end - offset
                 return _info(path, fmt, offset, size)
             else:
                 f.seek(size + (size % 2), 1)
+    declared = 8 + struct.unpack("<I", head[4:8])[0]
+    if declared > file_size and declared not in (8, 0xFFFFFFFF + 8):
+        raise AudioSourceError(
+            f"{path} is truncated: its RIFF header says {declared} bytes, the file has "
+            f"{file_size}, and it ends before its {'data' if fmt else 'fmt'} chunk"
+        )
     raise AudioSourceError(f"{path} has no {'data' if fmt else 'fmt'} chunk")
 
 
