@@ -265,3 +265,38 @@ def test_keyword_microphone_without_a_device_is_a_clear_error():
         pytest.skip("this machine has a microphone")
     with pytest.raises(AudioDeviceError, match="no audio input device found"):
         Microphone(device="USB")
+
+
+def test_paced_synthetic_source_loses_no_chunk_to_a_realtime_consumer():
+    """A realtime session hands chunks over with ``put`` (never waiting, as for a microphone).
+    Unpaced, a synthetic source floods the stage's bounded queue and most chunks are dropped
+    (2,282 of 2,813 in a 180 s session); paced on the session clock, none are."""
+    from emolive.runtime.audio.analyzers import ProsodyAnalyzer
+    from emolive.runtime.audio.stage import AudioStage, AudioStageConfig
+    from emolive.runtime.audio.vad import SileroVad
+    from emolive.runtime.media import SessionClock
+    from tests.audio_speech import vad_path
+
+    def session_like(realtime: bool):
+        clock = SessionClock()
+        stage = AudioStage(
+            SileroVad(vad_path()),
+            [ProsodyAnalyzer()],
+            AudioStageConfig(queue_chunks=8),  # 0.5 s of 64 ms chunks: flooding shows at once
+            clock=clock,
+        )
+        x = np.zeros(2 * AUDIO_RATE, np.float32)
+        src = SyntheticAudioSource(x, config=FileSourceConfig(realtime=realtime), clock=clock)
+        stage.start()
+        sent = 0
+        for chunk in src:
+            stage.put(chunk)  # what Session._capture_audio does when realtime
+            sent += 1
+        stage.stop()
+        assert stage.join(10) and stage.failure is None
+        return sent, stage.stats.dropped, clock.now()
+
+    sent, dropped, took = session_like(realtime=True)
+    assert sent == 32 and dropped == 0 and took >= 2.0 - 1e-3
+    sent, dropped, _ = session_like(realtime=False)
+    assert sent == 32 and dropped > 0  # what the session's synthetic audio did
