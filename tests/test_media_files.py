@@ -38,21 +38,25 @@ def write_vfr(path, times_s, codec="mpeg4") -> None:
             c.mux(p)
 
 
-def write_av_clip(path, seconds=2.0) -> None:
-    """25 fps video and a 48 kHz tone, muxed as PyAV writes them (index at the end)."""
+def write_av_clip(path, seconds=2.0, start_s=0.0) -> None:
+    """25 fps video and a 48 kHz tone from ``start_s`` on the container's clock, muxed as
+    PyAV writes them (index at the end)."""
     with av.open(str(path), "w") as c:
         v = c.add_stream("mpeg4", rate=25)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.codec_context.time_base = v.time_base = Fraction(1, 1000)
         a = c.add_stream("aac", rate=48000)
         a.layout = "mono"
         for i in range(int(25 * seconds)):
-            for p in v.encode(av.VideoFrame.from_ndarray(_bgr(i), format="bgr24")):
+            f = av.VideoFrame.from_ndarray(_bgr(i), format="bgr24")
+            f.pts, f.time_base = int(round((start_s + i / 25) * 1000)), Fraction(1, 1000)
+            for p in v.encode(f):
                 c.mux(p)
         n = int(48000 * seconds)
         x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000)).astype(np.float32)
         for k in range(0, n, 1024):
             f = av.AudioFrame.from_ndarray(x[None, k : k + 1024], format="fltp", layout="mono")
-            f.sample_rate, f.pts = 48000, k
+            f.sample_rate, f.pts = 48000, k + int(round(start_s * 48000))
             for p in a.encode(f):
                 c.mux(p)
         for s in (v, a):
@@ -91,6 +95,20 @@ def test_constant_rate_file_still_gives_index_over_rate(tmp_path):
     frames = list(VideoFile(path).frames())
     assert len(frames) == 30
     np.testing.assert_allclose([f.t for f in frames], np.arange(30) / 24, atol=1e-3)
+
+
+@pytest.mark.parametrize("suffix", ["mkv", "mp4"])
+def test_audio_and_video_of_a_file_share_its_clock(tmp_path, suffix):
+    """A recording whose timestamps start at 5 s (MPEG-TS starts at 1.4 s): the frames count
+    from the stream's start, so the audio counts from the container's, not 5 s behind."""
+    path = tmp_path / f"late.{suffix}"
+    write_av_clip(path, start_s=5.0)
+    frames = list(VideoFile(path).frames())
+    chunks = list(MediaAudioSource(path))
+    assert frames[0].t == pytest.approx(0.0, abs=1e-3)
+    assert frames[-1].t == pytest.approx(49 / 25, abs=1e-3)
+    assert chunks[0].t == pytest.approx(0.0, abs=0.03)  # AAC's priming, at most
+    assert chunks[-1].end == pytest.approx(2.0, abs=0.05)
 
 
 # -- empty and truncated files ----------------------------------------------------------------

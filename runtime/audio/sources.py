@@ -157,10 +157,15 @@ class MediaAudioSource(_ChunkedSource):
         rechunker = None
         with av.open(str(self.path)) as container:
             stream = container.streams.audio[self.stream_index]
+            # Times from the container's start, as the video file source's frames are from
+            # its stream's start: an MPEG-TS file starts at 1.4 s, and the audio must not
+            # run 1.4 s behind the frames it was recorded with.
+            origin = container.start_time / 1e6 if container.start_time is not None else 0.0
             try:
                 for frame in container.decode(stream):
                     if rechunker is None:
-                        start = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
+                        pts = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
+                        start = round(pts - origin, 6)  # start_time is in microseconds
                         to_flt = av.AudioResampler(format="flt", layout="mono", rate=frame.rate)
                         rechunker = _Rechunker(
                             frame.rate, self.config.chunk_samples, self.config.t0 + start, self.name
