@@ -25,6 +25,7 @@ from emolive.calibrate.metrics import (
     point_error,
 )
 from emolive.calibrate.sets import EvaluationRun
+from emolive.runtime.cpu import this_cpu
 from emolive.runtime.names import EXPRESSION, FACE_DETECTOR, FACE_LANDMARKS
 
 REPORT_JSON = "calibration_report.json"
@@ -141,6 +142,8 @@ def build_report(
     return {
         "emolive_version": emolive.__version__,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        # int8 kernels differ by CPU class (runtime/cpu.py): every number here is this CPU's.
+        "measured_on": this_cpu().record(),
         "passed": all(not f for f in fails.values()),
         "config": config,
         "floors": asdict(floors),
@@ -159,6 +162,7 @@ def summary(report: dict) -> dict:
         "passed": report["passed"],
         "method": report["config"]["calibrate_method"],
         "created_utc": report["created_utc"],
+        "measured_on": report.get("measured_on"),
         "expression_top1_agreement": g[EXPRESSION]["agreement"]["top1_agreement"],
         "detector_count_agreement": g[FACE_DETECTOR]["agreement"]["count_agreement"],
         "detector_iou_mean": g[FACE_DETECTOR]["agreement"]["iou_mean"],
@@ -167,6 +171,17 @@ def summary(report: dict) -> dict:
             name: v["latency_cpu"]["int8_faster_on_cpu"] for name, v in g.items()
         },
     }
+
+
+def _cpu_line(report: dict) -> str:
+    cpu = report.get("measured_on")
+    where = "an unrecorded CPU"
+    if cpu:
+        flags = ", ".join(cpu.get("flags", [])) or "none of the int8 flags"
+        where = f"{cpu['model']} ({cpu['cpu_class']}; flags: {flags})"
+    bits = report["config"].get("weight_bits", 8)
+    safe = " so that no CPU class saturates its u8·s8 pair sums" if bits <= 7 else ""
+    return f"Measured on {where}. Weights are {bits}-bit codes{safe}."
 
 
 def _f(x, digits: int = 3) -> str:
@@ -189,6 +204,8 @@ def render_markdown(report: dict) -> str:
         "",
         f"emo-live {report['emolive_version']}, {report['created_utc']}. "
         f"Result: **{'passed' if report['passed'] else 'REFUSED'}**.",
+        "",
+        _cpu_line(report),
         "",
         f"Explicit Q/DQ int8 (ONNX Runtime static quantization): calibration method "
         f"`{c['calibrate_method']}`"

@@ -36,6 +36,7 @@ from emolive.calibrate.report import (
 from emolive.calibrate.sets import GRAPHS, INPUTS, evaluate, evenly, load_or_collect
 from emolive.runtime.backends.ort import OrtGraph
 from emolive.runtime.bundle import Bundle
+from emolive.runtime.parity import Probe, probe_key
 
 # The steps ``calibrate_bundle`` reports through ``on_step``, in order (for progress bars).
 STEPS = (
@@ -175,10 +176,17 @@ def calibrate_bundle(
         step(STEPS[-1])
         writer = BundleWriter.reopen(bundle.root)
         for g in GRAPHS:
+            # The parity probe: a held-out input, fp32's outputs on it, and how far int8
+            # strays here; the runtime re-checks int8 with it on other CPU classes.
+            feed = {INPUTS[g]: run.example_inputs[g]}
+            probe = Probe(feed, OrtGraph(fp32[g], "fp32", threads=1).run(feed))
+            probe_file = probe.save(Path(tmp) / f"{g}.probe.npz")
+            writer.add_file(probe_key(g), probe_file, probe_file.name, role="parity probe")
             info = {
                 **config.quant.info(),
                 "calibration_samples": report["graphs"][g]["calibration_samples"],
                 "report": REPORT_JSON,
+                **probe.record(OrtGraph(int8[g], "int8", threads=1).run),
             }
             writer.add_variant(g, "int8", int8[g], info=info)
             writer.set_graph_field(g, "prefer", report["graphs"][g]["prefer"])

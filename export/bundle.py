@@ -104,6 +104,10 @@ class BundleWriter:
         spec.update(info or {})
         entry["variants"][precision] = spec
 
+    def update_variant(self, name: str, precision: str, info: dict) -> None:
+        """Add fields to one variant's manifest entry (what measured it, its parity record)."""
+        self.manifest["graphs"][name]["variants"][precision].update(info)
+
     def set_graph_field(self, name: str, key: str, value) -> None:
         self.manifest["graphs"][name][key] = value
 

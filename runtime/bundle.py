@@ -129,6 +129,13 @@ class Bundle:
             raise BundleError(self.root / MANIFEST, f"bundle has no file {key!r}")
         return self.root / files[key]["file"]
 
+    def probe(self, graph: str) -> Path | None:
+        """The graph's parity probe (inputs + fp32 outputs), if the bundle carries one."""
+        from emolive.runtime.parity import probe_key
+
+        spec = self.manifest.get("files", {}).get(probe_key(graph))
+        return self.root / spec["file"] if spec else None
+
     @classmethod
     def open(cls, root: Path | str, verify: bool = True) -> Bundle:
         root = Path(root)

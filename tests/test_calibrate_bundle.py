@@ -18,6 +18,8 @@ from emolive.calibrate.vision import CalibrationConfig, CalibrationRefused, cali
 from emolive.cli.main import main
 from emolive.runtime.backends.ort import OrtGraph
 from emolive.runtime.bundle import MANIFEST, Bundle
+from emolive.runtime.cpu import this_cpu
+from emolive.runtime.int8 import SAFE_WEIGHT_CODE, largest_weight_code
 from emolive.runtime.media import Frame
 from emolive.runtime.names import EXPRESSION, FACE_DETECTOR, FACE_LANDMARKS
 from emolive.runtime.vision import expression as expr
@@ -147,6 +149,36 @@ def test_calibrate_bundle_adds_checked_int8_variants(vision_bundle, tmp_path, as
     }
     assert len(events["fp32"]) == len(events["int8"]) == 1
     assert events["int8"][0]["backend"]["precision"][EXPRESSION] == "int8"
+
+    # Every int8 variant records the CPU that measured it, with a parity probe, and its codes
+    # are 7-bit (no u8·s8 pair saturates on any CPU class).
+    here = this_cpu().record()
+    assert report["measured_on"] == here and here["model"] in md
+    for name in GRAPHS:
+        int8 = bundle.graph(name).variant("int8")
+        assert int8.info["measured_on"] == here and int8.info["weight_bits"] == 7
+        assert int8.info["probe_deviation"] <= int8.info["probe_tolerance"]
+        assert bundle.probe(name).is_file()
+        assert largest_weight_code(onnx.load(str(int8.path))) <= SAFE_WEIGHT_CODE
+
+    # Loaded on another CPU class, each int8 variant is re-checked against its probe: within
+    # tolerance it stays; past it (what saturating kernels do) it falls back to fp32, noted.
+    manifest = json.loads((bundle_dir / MANIFEST).read_text())
+    for name in GRAPHS:
+        info = manifest["graphs"][name]["variants"]["int8"]
+        info["measured_on"] = {**info["measured_on"], "cpu_class": "elsewhere"}
+    (bundle_dir / MANIFEST).write_text(json.dumps(manifest))
+    rechecked = FaceAnalyzer(Bundle.open(bundle_dir), VisionConfig(precision="int8", threads=1))
+    assert set(rechecked.precisions.values()) == {"int8"}
+    assert not [n for n in rechecked.notes if "fell back" in n]
+    manifest["graphs"][EXPRESSION]["variants"]["int8"]["probe_tolerance"] = 0.0
+    (bundle_dir / MANIFEST).write_text(json.dumps(manifest))
+    fallen = FaceAnalyzer(Bundle.open(bundle_dir), VisionConfig(precision="int8", threads=1))
+    assert fallen.precisions[EXPRESSION] == "fp32" and fallen.precisions[FACE_DETECTOR] == "int8"
+    assert any(f"{EXPRESSION} int8" in n and "fell back to fp32" in n for n in fallen.notes)
+    got = fallen.analyze(Frame(t=0.0, index=0, image=image))
+    assert got[0]["backend"]["precision"][EXPRESSION] == "fp32"
+    assert got[0]["emotion"] == events["fp32"][0]["emotion"]
 
 
 def test_cli_calibrate_has_an_example_and_names_a_bad_bundle(tmp_path):

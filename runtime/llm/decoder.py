@@ -194,6 +194,14 @@ class DecoderSession:
         ids = [int(t) for t in np.asarray(token_ids).reshape(-1)]
         return self.forward_embeds(self.embed(ids), ids, last_only)
 
+    def probe(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Logits of a probe's token ids from an empty cache (the parity gate's run)."""
+        self.reset()
+        try:
+            return {LOGITS: self.forward(inputs["token_ids"])}
+        finally:
+            self.reset()
+
     def forward_embeds(
         self, embeds: np.ndarray, token_ids: list[int] | None = None, last_only: bool = False
     ) -> np.ndarray:

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from emolive.runtime.bundle import Bundle, BundleError
+from emolive.runtime.cpu import this_cpu
 from emolive.runtime.llm.decoder import DecoderLayout, DecoderSession
 from emolive.runtime.llm.generate import Generated, GenerationConfig, Token, generate
 from emolive.runtime.llm.tokenizer import ChatFormat, ChatTokenizer
 from emolive.runtime.names import LLM_DECODER, LLM_EMBEDDINGS, LLM_TOKENIZER
+from emolive.runtime.parity import check_variant
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Llm:
     ):
         self.tokenizer = tokenizer
         self.precision = precision
+        self.notes: list[str] = []  # how the form was loaded here, for the readings' stats
         self.session = DecoderSession(
             graph, embeddings, layout, options.max_context, options.threads, precision, options.spin
         )
@@ -68,8 +71,20 @@ class Llm:
             raise BundleError(
                 emb_path, f"tokenizer has {tokenizer.vocab_size} tokens, the decoder {layout.vocab}"
             )
-        path = variant.path if graph is None else Path(graph)
-        return cls(path, embeddings, tokenizer, layout, options, variant.precision)
+        if graph is not None:
+            return cls(Path(graph), embeddings, tokenizer, layout, options, variant.precision)
+        llm = cls(variant.path, embeddings, tokenizer, layout, options, variant.precision)
+        if variant.precision == "fp32" or "fp32" not in entry.variants:
+            return llm
+        gate = check_variant(
+            variant.info, bundle.probe(LLM_DECODER), llm.session.probe, this_cpu(),
+            f"{LLM_DECODER} {variant.precision}",
+        )  # fmt: skip
+        if not gate.passed:
+            fp32 = entry.variant("fp32")
+            llm = cls(fp32.path, embeddings, tokenizer, layout, options, "fp32")
+        llm.notes = [n for n in (llm.session.cpu_note, gate.note) if n]
+        return llm
 
     def encode_chat(self, messages: Sequence[dict], prefill: str = "") -> list[int]:
         return self.tokenizer.encode(self.tokenizer.chat.render(messages, prefill=prefill))

@@ -10,8 +10,10 @@ import numpy as np
 
 from emolive.runtime import backends
 from emolive.runtime.bundle import Bundle
+from emolive.runtime.cpu import this_cpu
 from emolive.runtime.media import Frame
 from emolive.runtime.names import EXPRESSION, FACE_DETECTOR, FACE_LANDMARKS, FER_LABELS
+from emolive.runtime.parity import check_variant
 from emolive.runtime.readings import expression_event
 from emolive.runtime.video import check_frame
 from emolive.runtime.vision.clues import measure, visual_clues
@@ -75,13 +77,30 @@ class FaceAnalyzer:
         self.config = config
         self.precisions: dict[str, str] = {}
 
-        def runner(name: str):
-            variant = bundle.graph(name).variant(config.precision, config.device)
-            self.precisions[name] = variant.precision
+        self.notes: list[str] = []  # how graphs were loaded here (parity gate, int8 form)
+
+        def load(variant):
             return backends.load(
                 config.backend, variant.path, variant.precision,
                 device=config.device, threads=config.threads,
             )  # fmt: skip
+
+        def runner(name: str):
+            entry = bundle.graph(name)
+            variant = entry.variant(config.precision, config.device)
+            graph = load(variant)
+            if variant.precision != "fp32" and config.device == "cpu" and "fp32" in entry.variants:
+                gate = check_variant(
+                    variant.info, bundle.probe(name), graph.run, this_cpu(),
+                    f"{name} {variant.precision}",
+                )  # fmt: skip
+                self.notes += [gate.note] if gate.note else []
+                if not gate.passed:
+                    variant = entry.variant("fp32")
+                    graph = load(variant)
+            self.notes += [graph.cpu_note] if getattr(graph, "cpu_note", None) else []
+            self.precisions[name] = variant.precision
+            return graph
 
         self.detector = FaceDetector(
             runner(FACE_DETECTOR),
