@@ -8,12 +8,14 @@ BIN := $(VENV)/bin
 EMO := $(BIN)/emo-live
 BUNDLE ?= bundles/lite
 STAMP := $(VENV)/.installed
+# The exact versions the suite last passed with; pyproject.toml keeps the ranges.
+LOCK := constraints.txt
 # Debian packages: PortAudio for the microphone, espeak-ng + sox to make test speech,
 # ffmpeg for audio tracks of video files, chromium for the web page test.
 APT_PACKAGES := espeak-ng sox libportaudio2 portaudio19-dev ffmpeg chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test apt install sources bundle bench bench-peers lint clean
+.PHONY: demo test apt install sources bundle bench bench-peers lint clean lock upgrade-check
 
 demo: $(BUNDLE)/manifest.json
 	@echo "== the demo clip: a face video from the test media + espeak-ng speech =="
@@ -34,12 +36,32 @@ apt:
 
 # torch first, pinned: the CPU build. Anything that depends on torch comes after it, so pip
 # never pulls the multi-GB CUDA build.
-$(STAMP): pyproject.toml | apt
+$(STAMP): pyproject.toml $(LOCK) | apt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[export,audio,test]"
+	$(BIN)/pip install -q -c $(LOCK) torch==2.13.0
+	$(BIN)/pip install -q -c $(LOCK) -e ".[export,audio,test]"
 	touch $@
+
+# After a green `make test`: record the versions it passed with.
+lock: $(STAMP)
+	{ sed -n '/^#/p' $(LOCK); $(BIN)/pip freeze --exclude-editable | grep -iv '^emo-live'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+
+# The newest versions pyproject.toml allows, in a scratch venv: what changed against the
+# lock, and whether the suite still passes with them. Leaves the project's .venv alone.
+UPGRADE := .venv-upgrade
+upgrade-check: sources
+	rm -rf $(UPGRADE) && $(PYTHON) -m venv $(UPGRADE)
+	$(UPGRADE)/bin/pip install -q --upgrade pip
+	$(UPGRADE)/bin/pip install -q torch==2.13.0
+	$(UPGRADE)/bin/pip install -q --upgrade --upgrade-strategy eager -e ".[export,audio,test]"
+	$(UPGRADE)/bin/pip freeze --exclude-editable | grep -iv '^emo-live' > $(UPGRADE)/freeze.txt
+	@echo "== against $(LOCK) =="
+	@$(UPGRADE)/bin/python .ci/lockdiff.py $(LOCK) $(UPGRADE)/freeze.txt | tee $(UPGRADE)/changes.txt
+	@echo "== the suite with the newest versions =="
+	EMOLIVE_UPGRADE_CHECK=1 $(UPGRADE)/bin/python -m pytest -q -p no:cacheprovider && echo "upgrade-check: passed; \
+	  to adopt: cp $(UPGRADE)/freeze.txt into $(LOCK) (make lock does it from .venv)" 
 
 install: $(STAMP)
 
@@ -74,4 +96,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
-	rm -rf bundles build *.egg-info .pytest_cache
+	rm -rf bundles build *.egg-info .pytest_cache $(UPGRADE)
