@@ -153,17 +153,27 @@ class Bundle:
             name: _graph_entry(root, name, spec, verify)
             for name, spec in _require(mpath, manifest, "graphs", dict).items()
         }
-        for key, spec in manifest.get("files", {}).items():
+        files = manifest.get("files", {})
+        if not isinstance(files, dict):
+            raise BundleError(mpath, "field 'files' should be a dict")
+        for key, spec in files.items():
             _check_file(root, spec, f"file {key!r}", verify)
         return cls(root, manifest, graphs)
 
 
-def _require(where: Path, obj: dict, key: str, kind: type):
+def _require(where: Path, obj: dict, key: str, kind: type | tuple, what: str = ""):
+    """``obj[key]``, or a BundleError naming the file and the field (and ``what`` holds it)."""
+    field = f"{what} field {key!r}" if what else f"field {key!r}"
+    if not isinstance(obj, dict):
+        raise BundleError(where, f"{what or 'an entry'} should be an object")
     if key not in obj:
-        raise BundleError(where, f"missing field {key!r}")
-    if not isinstance(obj[key], kind):
-        raise BundleError(where, f"field {key!r} should be a {kind.__name__}")
-    return obj[key]
+        raise BundleError(where, f"missing {field}")
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    value = obj[key]
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise BundleError(where, f"{field} should be a {names}, not {type(value).__name__}")
+    return value
 
 
 def _check_header(mpath: Path, manifest: dict) -> None:
@@ -180,16 +190,20 @@ def _check_header(mpath: Path, manifest: dict) -> None:
 
 
 def _check_file(root: Path, spec: dict, what: str, verify: bool) -> Path:
-    path = root / spec["file"]
+    where = root / MANIFEST
+    name = _require(where, spec, "file", str, what)
+    digest = _require(where, spec, "sha256", str, what)
+    path = root / name
     if not path.is_file():
         raise BundleError(path, f"missing ({what} in the manifest)")
     if verify:
         got = sha256_of(path)
-        if got != spec["sha256"]:
-            raise BundleError(
-                path, f"sha256 mismatch: manifest says {spec['sha256']}, file has {got}"
-            )
-    for extra in spec.get("external_data", []):
+        if got != digest:
+            raise BundleError(path, f"sha256 mismatch: manifest says {digest}, file has {got}")
+    extras = spec.get("external_data", [])
+    if not isinstance(extras, list):
+        raise BundleError(where, f"{what} field 'external_data' should be a list")
+    for extra in extras:
         _check_file(root, extra, f"external data of {what}", verify)
     return path
 
@@ -211,35 +225,70 @@ def _same_values(declared: list[dict], actual: list[dict]) -> str | None:
     return None
 
 
+def _io_list(where: Path, spec: dict, side: str, what: str) -> list[dict]:
+    values = _require(where, spec, side, list, what)
+    for v in values:
+        _require(where, v, "name", str, f"{what} {side}")
+        _require(where, v, "dtype", str, f"{what} {side}")
+        _require(where, v, "shape", list, f"{what} {side}")
+    return values
+
+
 def _graph_entry(root: Path, name: str, spec: dict, verify: bool) -> GraphEntry:
     where = root / MANIFEST
-    variants_spec = _require(where, spec, "variants", dict)
+    what = f"graph {name!r}"
+    variants_spec = _require(where, spec, "variants", dict, what)
     if not variants_spec:
-        raise BundleError(where, f"graph {name!r} has no variants")
+        raise BundleError(where, f"{what} has no variants")
+    inputs = _io_list(where, spec, "inputs", what)
+    outputs = _io_list(where, spec, "outputs", what)
+    opset = _require(where, spec, "opset", int, what) if "opset" in spec else None
+    prefer = spec.get("prefer", {})
+    attrs = spec.get("attrs", {})
+    for key, value in (("prefer", prefer), ("attrs", attrs)):
+        if not isinstance(value, dict):
+            raise BundleError(where, f"{what} field {key!r} should be a dict")
+    # The manifest's opset is the one the writer read from this variant (export/bundle.py).
+    reference = "fp32" if "fp32" in variants_spec else next(iter(variants_spec))
     variants = {}
     for precision, vspec in variants_spec.items():
         if precision not in PRECISIONS:
-            raise BundleError(where, f"graph {name!r} has unknown precision {precision!r}")
-        path = _check_file(root, vspec, f"graph {name!r} {precision}", verify)
+            raise BundleError(where, f"{what} has unknown precision {precision!r}")
+        vwhat = f"{what} {precision}"
+        path = _check_file(root, vspec, vwhat, verify)
         if verify:
-            sig = onnx_signature(path)
+            try:
+                sig = onnx_signature(path)
+            except Exception as e:  # onnx raises DecodeError and friends on corrupt files
+                raise BundleError(path, f"not a readable ONNX graph ({vwhat}): {e}") from e
             if sig["opset"] is None or not MIN_OPSET <= sig["opset"] <= MAX_OPSET:
                 raise BundleError(
                     path,
                     f"unsupported opset {sig['opset']}; this runtime runs opsets "
                     f"{MIN_OPSET}..{MAX_OPSET}",
                 )
-            for side in ("inputs", "outputs"):
-                why = _same_values(spec[side], sig[side])
+            if opset is not None and precision == reference and sig["opset"] != opset:
+                raise BundleError(
+                    path, f"graph has opset {sig['opset']}, the manifest's {what} says {opset}"
+                )
+            for side, declared in (("inputs", inputs), ("outputs", outputs)):
+                why = _same_values(declared, sig[side])
                 if why:
                     raise BundleError(path, f"graph {side} do not match the manifest: {why}")
         variants[precision] = GraphVariant(name, precision, path, vspec["sha256"], vspec)
+    for device, precision in prefer.items():
+        if precision not in variants:
+            raise BundleError(
+                where,
+                f"{what} field 'prefer' names {precision!r} for {device!r}, but the graph has "
+                f"only {sorted(variants)}",
+            )
     return GraphEntry(
         name=name,
-        opset=int(spec.get("opset", 0)),
-        inputs=spec["inputs"],
-        outputs=spec["outputs"],
+        opset=int(opset or 0),
+        inputs=inputs,
+        outputs=outputs,
         variants=variants,
-        prefer=dict(spec.get("prefer", {})),
-        attrs=dict(spec.get("attrs", {})),
+        prefer=dict(prefer),
+        attrs=dict(attrs),
     )

@@ -103,3 +103,58 @@ def test_not_json(bundle_dir):
     (bundle_dir / "manifest.json").write_text("{")
     with pytest.raises(BundleError, match="not valid JSON"):
         Bundle.open(bundle_dir)
+
+
+def _graph(m):
+    return m["graphs"]["expression"]
+
+
+@pytest.mark.parametrize(
+    "break_it, match",
+    [
+        (lambda m: _graph(m)["variants"]["fp32"].pop("sha256"),
+         r"manifest.json: missing graph 'expression' fp32 field 'sha256'"),
+        (lambda m: _graph(m)["variants"]["fp32"].update(sha256=12),
+         r"graph 'expression' fp32 field 'sha256' should be a str, not int"),
+        (lambda m: _graph(m)["variants"]["fp32"].update(file=["x.onnx"]),
+         r"graph 'expression' fp32 field 'file' should be a str, not list"),
+        (lambda m: _graph(m).update(variants=["fp32"]),
+         r"graph 'expression' field 'variants' should be a dict, not list"),
+        (lambda m: _graph(m)["variants"].update(fp32="expression.fp32.onnx"),
+         r"graph 'expression' fp32 should be an object"),
+        (lambda m: _graph(m).update(inputs={"x": 1}),
+         r"graph 'expression' field 'inputs' should be a list, not dict"),
+        (lambda m: _graph(m)["inputs"][0].pop("shape"),
+         r"missing graph 'expression' inputs field 'shape'"),
+        (lambda m: _graph(m).update(opset="17"),
+         r"graph 'expression' field 'opset' should be a int, not str"),
+        (lambda m: _graph(m).update(opset=18),
+         r"expression.fp32.onnx: graph has opset 17, the manifest's graph 'expression' says 18"),
+        (lambda m: _graph(m).update(prefer={"cpu": "int8"}),
+         r"field 'prefer' names 'int8' for 'cpu', but the graph has only \['fp32'\]"),
+        (lambda m: _graph(m).update(prefer=["fp32"]),
+         r"graph 'expression' field 'prefer' should be a dict"),
+        (lambda m: m.update(files=[]), r"field 'files' should be a dict"),
+        (lambda m: m["files"]["labels"].pop("file"), r"missing file 'labels' field 'file'"),
+        (lambda m: m.update(graphs=[]), r"field 'graphs' should be a dict, not list"),
+        (lambda m: m.update(profile=3), r"field 'profile' should be a str, not int"),
+    ],
+)  # fmt: skip
+def test_malformed_manifest_names_the_file_and_field(bundle_dir, break_it, match):
+    m = _manifest(bundle_dir)
+    break_it(m)
+    _rewrite(bundle_dir, m)
+    with pytest.raises(BundleError, match=match):
+        Bundle.open(bundle_dir)
+
+
+def test_corrupt_graph_with_updated_sha256_is_named(bundle_dir):
+    from emolive.runtime.bundle import sha256_of
+
+    target = bundle_dir / "expression.fp32.onnx"
+    target.write_bytes(b"\x08\x07\x12\xff\xff garbage, not a protobuf")
+    m = _manifest(bundle_dir)
+    _graph(m)["variants"]["fp32"]["sha256"] = sha256_of(target)
+    _rewrite(bundle_dir, m)
+    with pytest.raises(BundleError, match=r"expression.fp32.onnx: not a readable ONNX graph"):
+        Bundle.open(bundle_dir)
