@@ -54,6 +54,37 @@ def test_utterances_close_windows_with_words_and_faces(av_bundle, demo_clip):
     assert stats["audio"]["utterances"] >= 2 and stats["frames_dropped"] == 0
 
 
+def _tiled(readings):
+    spans = [(r["t_start"], r["t_end"]) for r in readings]
+    return all(a[1] <= b[0] + 1e-6 for a, b in zip(spans, spans[1:], strict=False))
+
+
+def test_audio_only_windows_tile_and_never_claim_a_label_without_evidence(av_bundle, demo_clip):
+    config = SessionConfig(bundle=av_bundle, source=str(demo_clip), video=False, reason=False)
+    with Session(config) as s:
+        readings = [e for e in s if e["type"] == "reading"]
+    for r in readings:
+        validate(r)
+    assert _tiled(readings), [(r["t_start"], r["t_end"]) for r in readings]
+    spoken = [r for r in readings if r["clues"]["text"]]
+    assert len(spoken) >= 2
+    # No face and no LLM to read the words: no reading claims a label.
+    assert all(r["emotion"] is None and r["abstained"] for r in readings)
+    assert {r["abstained"] for r in spoken} == {
+        "no face in this window, and no LLM read the speech"
+    }
+
+
+def test_silence_gives_readings_without_a_label(av_bundle):
+    config = SessionConfig(bundle=av_bundle, source="synthetic", duration=12.0, reason=False)
+    with Session(config) as s:
+        readings = [e for e in s if e["type"] == "reading"]
+    assert len(readings) == 2 and _tiled(readings)
+    for r in readings:
+        validate(r)
+        assert r["emotion"] is None and r["abstained"] == "no face, no speech in this window"
+
+
 def test_file_without_audio_track_says_run_video_only(av_bundle, media, tmp_path):
     import shutil
     import subprocess
