@@ -135,6 +135,11 @@ class Session:
             self._live_modalities.add("audio")
         if explain is None and config.reason:
             explain = self._bundle_reasoner()
+        # How graphs were loaded on this CPU (int8 forms, parity-gate fallbacks): every reading
+        # carries it, so a reading made by fp32 instead of int8 says so.
+        loaded = list(self.vision.analyzer.notes) if self.vision is not None else []
+        loaded += list(getattr(explain, "load_notes", []))
+        self.notes += [n for n in dict.fromkeys(loaded) if n not in self.notes]
         self.reasoning = ReasoningStage(
             explain, labels=config.labels, backend=self._backend_info(), on_failure=self._on_failure
         )
@@ -154,7 +159,12 @@ class Session:
             from emolive.runtime.audio.sources import SyntheticAudioSource
 
             seconds = self.config.duration or SYNTHETIC_S
-            return SyntheticAudioSource(np.zeros(int(seconds * AUDIO_RATE), np.float32))
+            # Paced like a file: unpaced, it filled the audio queue at once and lost most chunks.
+            return SyntheticAudioSource(
+                np.zeros(int(seconds * AUDIO_RATE), np.float32),
+                config=FileSourceConfig(realtime=self.realtime),
+                clock=self.clock,
+            )
         if spec is None and isinstance(self.video, Camera):
             spec = "mic"
         if spec is None and self.video is None:

@@ -143,6 +143,7 @@ def explainer_from_bundle(bundle, config=None, options=None):
         scores = np.array([r["scores"][lab] for lab in labels], dtype=np.float64)
         return scores / scores.sum(), r["explanation"], info
 
+    explain.load_notes = list(reasoner.llm.notes)  # how the LLM's form was loaded here
     return explain
 
 

@@ -64,3 +64,20 @@ def test_a_changed_whisper_file_is_refused(audio_bundle, tmp_path):
 def test_a_graph_that_is_not_silero_is_refused(tmp_path):
     with pytest.raises(ExportCheckError, match="'vad'"):
         check_vad(tiny_onnx(tmp_path / "not_vad.onnx"))
+
+
+def test_synthetic_session_loses_no_audio_chunk(audio_bundle):
+    from emolive.runtime.session import Session, SessionConfig
+
+    root, _ = audio_bundle
+    config = SessionConfig(
+        bundle=root, source="synthetic", video=False, duration=3.0, realtime=True, reason=False
+    )
+    with Session(config) as s:
+        readings = [e for e in s if e["type"] == "reading"]
+    stats = s.stats()
+    # 3 s of 64 ms chunks, paced in real time: the audio stage keeps up and drops none.
+    # Unpaced, the source pushed them all at once (a 180 s session lost 2,299 of 2,813).
+    assert stats["audio_chunks_captured"] >= 45 and stats["audio_dropped"] == 0
+    assert stats["wall_s"] >= 2.5
+    assert all(r["emotion"] is None for r in readings)  # silence: no label
