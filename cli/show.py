@@ -11,10 +11,14 @@ from pathlib import Path
 
 
 def describe(event: dict) -> str:
-    lines = [
-        f"[{event['t_start']:6.2f}-{event['t_end']:6.2f} s] {event['emotion'].upper()} "
-        f"({event['confidence']:.2f}), valence {event['valence']}, arousal {event['arousal']}"
-    ]
+    when = f"[{event['t_start']:6.2f}-{event['t_end']:6.2f} s]"
+    if event.get("emotion") is None:  # schema 2.0: the reading abstained and says why
+        lines = [f"{when} no label — {event.get('abstained') or 'no reason given'}"]
+    else:
+        lines = [
+            f"{when} {event['emotion'].upper()} ({event['confidence']:.2f}), "
+            f"valence {event['valence']}, arousal {event['arousal']}"
+        ]
     for kind, clues in event["clues"].items():
         if clues:
             lines.append(f"    {kind:7s} " + "; ".join(clues))

@@ -24,11 +24,7 @@ def draw(image: np.ndarray, expressions: list[dict], reading: dict | None) -> np
         cv2.putText(out, label, (x0, max(14, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                     (80, 220, 120), 1, cv2.LINE_AA)  # fmt: skip
     if reading is not None:
-        lines = [f"{reading['emotion']} ({reading['confidence']:.2f})"]
-        if reading.get("conflict"):
-            lines.append(reading["conflict"]["description"])
-        if reading.get("explanation"):
-            lines.append(reading["explanation"][:90])
+        lines = reading_lines(reading)
         for i, line in enumerate(lines):
             y = out.shape[0] - 12 - 22 * (len(lines) - 1 - i)
             cv2.putText(
@@ -38,6 +34,26 @@ def draw(image: np.ndarray, expressions: list[dict], reading: dict | None) -> np
                 out, line, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA
             )
     return out
+
+
+def reading_lines(reading: dict) -> list[str]:
+    """The text drawn for a reading, one string a line. OpenCV's fonts draw ASCII only."""
+    if reading.get("emotion") is None:  # schema 2.0: the reading abstained and says why
+        lines = ["no label", reading.get("abstained") or "no reason given"]
+    else:
+        lines = [f"{reading['emotion']} ({reading['confidence']:.2f})"]
+    if reading.get("conflict"):
+        lines.append(reading["conflict"]["description"])
+    if reading.get("explanation"):
+        lines.append(reading["explanation"])
+    return [_ascii(line)[:90] for line in lines]
+
+
+def _ascii(text: str) -> str:
+    return (
+        str(text).replace("\u2014", "-").replace("\u2013", "-").replace("\u2019", "'")
+        .encode("ascii", "replace").decode("ascii")
+    )  # fmt: skip
 
 
 class OverlayWindow:

@@ -38,7 +38,11 @@ class StatusLine:
         parts = [f"{rate:5.1f} faces/s", faces or "no face"]
         r = self._reading
         if r is not None:
-            part = f"reading {r['emotion']} {r['confidence']:.2f} @{r['t_end']:.1f}s"
+            if r.get("emotion") is None:  # an abstaining reading: say why, not "None 0.00"
+                reason = r.get("abstained") or "no reason given"
+                part = f"reading: no label @{r['t_end']:.1f}s ({reason})"
+            else:
+                part = f"reading {r['emotion']} {r['confidence']:.2f} @{r['t_end']:.1f}s"
             if r.get("conflict"):
                 part += f" ({r['conflict']['description']})"
             parts.append(part)
