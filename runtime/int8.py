@@ -104,7 +104,10 @@ def for_this_cpu(path: Path, cpu: CpuInfo) -> tuple[str | bytes, str | None]:
     path = Path(path)
     if not cpu.u8s8_saturates:
         return str(path), None
-    header = onnx.load(str(path), load_external_data=False)
+    try:
+        header = onnx.load(str(path), load_external_data=False)
+    except Exception:  # unreadable: ONNX Runtime's own load says why, naming the file
+        return str(path), None
     if not any(n.op_type == _DQMM for n in header.graph.node):
         return str(path), None
     model = onnx.load(str(path))

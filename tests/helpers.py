@@ -36,3 +36,24 @@ def tiny_wheel(path: Path, files: dict[str, bytes]) -> Path:
         for name, data in files.items():
             zf.writestr(name, data)
     return path
+
+
+def browser() -> str | None:
+    """Debian's Chromium (the Makefile installs it), or None where it is absent."""
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def dump_dom(url: str, profile: Path, budget_ms: int = 3000):
+    """Load ``url`` in headless Chromium with a fresh profile; the finished process (its
+    stdout is the page's DOM after ``budget_ms`` of virtual time)."""
+    import subprocess
+
+    return subprocess.run(
+        [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
+         "--dump-dom", url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip

@@ -5,8 +5,6 @@ and the server's page in a real browser."""
 import io
 import json
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from emolive.runtime.fusion import reading_event
 from emolive.runtime.names import FER_LABELS
 from emolive.runtime.readings import validate
 from emolive.runtime.terminal import StatusLine
+from tests.helpers import browser, dump_dom
 
 REASON = "no face, no speech in this window"
 
@@ -92,11 +91,7 @@ def test_overlay_draws_the_reason(abstaining, monkeypatch):
     assert lines[1].startswith("? x") and len(lines[1]) == 90 and lines[1].isascii()
 
 
-def _browser() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(_browser() is None, reason="no chromium installed (Debian package chromium)")
+@pytest.mark.skipif(browser() is None, reason="no chromium installed (Debian package chromium)")
 def test_page_shows_the_reason_in_a_real_browser(abstaining, tmp_path):
     pytest.importorskip("websockets")
     from emolive.runtime.server import ReadingServer
@@ -104,13 +99,7 @@ def test_page_shows_the_reason_in_a_real_browser(abstaining, tmp_path):
     with ReadingServer(port=0) as server:
         server.publish(_labelled())
         server.publish(abstaining)
-        proc = subprocess.run(
-            [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={tmp_path}", "--virtual-time-budget=3000",
-             "--dump-dom", server.url],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        proc = dump_dom(server.url, tmp_path)
     dom = proc.stdout
     assert 'id="emotion"' in dom, proc.stderr[-2000:]
     assert '<div id="count">2</div>' in dom

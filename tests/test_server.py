@@ -1,8 +1,6 @@
 """The local server: WebSocket stream, history, token rule, and the page in a real browser."""
 
 import json
-import shutil
-import subprocess
 import urllib.error
 import urllib.request
 
@@ -12,6 +10,7 @@ import pytest
 from emolive.runtime.names import FER_LABELS
 from emolive.runtime.readings import expression_event
 from emolive.runtime.server import ReadingServer, ServerError
+from tests.helpers import browser, dump_dom
 
 websockets = pytest.importorskip("websockets")
 
@@ -63,22 +62,12 @@ def test_token_is_enforced_when_set():
             pass
 
 
-def _browser() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(_browser() is None, reason="no chromium installed (Debian package chromium)")
+@pytest.mark.skipif(browser() is None, reason="no chromium installed (Debian package chromium)")
 def test_page_shows_the_live_reading_in_a_real_browser(tmp_path):
     with ReadingServer(port=0) as server:
         for i in range(5):
             server.publish(_event(i, "surprise"))
-        proc = subprocess.run(
-            [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={tmp_path}", "--virtual-time-budget=3000",
-             "--dump-dom", server.url],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        proc = dump_dom(server.url, tmp_path)
     dom = proc.stdout
     assert 'id="emotion"' in dom, proc.stderr[-2000:]
     # The script connected over WebSocket, received the history and rendered it.

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from emolive.runtime.server import ReadingServer, ServerError, normalize_origin
+from tests.helpers import dump_dom
 
 websockets = pytest.importorskip("websockets")
 
@@ -189,13 +190,7 @@ def _serve_page(page: bytes) -> http.server.ThreadingHTTPServer:
 
 
 def _dump_dom(url: str, profile: Path) -> str:
-    proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=2000",
-         "--dump-dom", url],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    proc = dump_dom(url, profile, budget_ms=2000)
     assert '<div id="out">' in proc.stdout, proc.stderr[-2000:]
     return proc.stdout.split('<div id="out">', 1)[1].split("</div>", 1)[0]
 
