@@ -96,7 +96,9 @@ def test_refused_calibration_leaves_the_bundle_untouched(vision_bundle, tmp_path
 def test_calibrate_bundle_adds_checked_int8_variants(vision_bundle, tmp_path, astronaut):
     bundle_dir = _copy(vision_bundle, tmp_path)
     steps = []
-    config = CalibrationConfig(samples=64, latency_repeats=30, cache=False)
+    # 128 samples: with 7-bit weights, 64 left the detector at 94.6% face-count agreement
+    # (floor 95%); 128 gave 98.4% and the full set (256) 98.9% on the AVX2 machine.
+    config = CalibrationConfig(samples=128, latency_repeats=30, cache=False)
     report = calibrate_bundle(bundle_dir, config, log=lambda m: None, on_step=steps.append)
     assert len(steps) == 7 and steps[-1] == "write bundle"
 
@@ -127,7 +129,7 @@ def test_calibrate_bundle_adds_checked_int8_variants(vision_bundle, tmp_path, as
         entry = bundle.graph(name)
         int8 = entry.variant("int8")
         assert int8.info["calibrate_method"] == "percentile"
-        assert int8.info["calibration_samples"] == 64
+        assert int8.info["calibration_samples"] == 128
         ops = {n.op_type for n in onnx.load(str(int8.path)).graph.node}
         assert {"QuantizeLinear", "DequantizeLinear"} <= ops
         faster = g[name]["latency_cpu"]["int8_faster_on_cpu"]
