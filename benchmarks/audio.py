@@ -52,6 +52,7 @@ from emolive.runtime.audio.sources import (  # noqa: E402
 from emolive.runtime.audio.stage import AudioStage  # noqa: E402
 from emolive.runtime.audio.vad import FRAME, SileroVad  # noqa: E402
 from emolive.runtime.bundle import Bundle  # noqa: E402
+from emolive.runtime.cpu import cpu_record  # noqa: E402
 from emolive.runtime.media import AUDIO_RATE, SessionClock  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -349,6 +350,7 @@ def main() -> None:
 
     results = {
         "machine": {
+            **cpu_record(),
             "cpus": os.cpu_count(),
             "threads": args.threads,
             "platform": platform.platform(),

@@ -36,6 +36,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from emolive.runtime import Session, SessionConfig
+    from emolive.runtime.cpu import cpu_record
 
     clip = args.clip
     if clip is None:
@@ -64,7 +65,7 @@ def main() -> None:
         "benchmark": "live",
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cores": os.cpu_count(), "load_avg": os.getloadavg()},
+        "machine": {**cpu_record(), "cores": os.cpu_count(), "load_avg": os.getloadavg()},
         "clip": Path(clip).name,
         "session_load_s": round(load_s, 2),
         "wall_s": round(wall, 2),

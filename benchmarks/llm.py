@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -238,16 +237,12 @@ def best(runs: list[dict]) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
+    """The machine a result was measured on; int8 numbers depend on the CPU class."""
     from importlib.metadata import PackageNotFoundError, version
+
+    from emolive.runtime.cpu import this_cpu
+
+    cpu = this_cpu()
 
     versions = {}
     for pkg in ("onnxruntime", "llama-cpp-python", "tokenizers", "numpy"):
@@ -259,7 +254,8 @@ def machine() -> dict:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
         cwd=Path(__file__).parent,
     ).stdout.strip()  # fmt: skip
-    return {"cpu": cpu, "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg(),
+    return {"cpu": cpu.model, "cpu_class": cpu.cpu_class, "cpu_flags": list(cpu.flags),
+            "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg(),
             "versions": versions, "commit": commit or None}  # fmt: skip
 
 

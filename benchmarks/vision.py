@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import onnxruntime as ort
 
 from emolive.export.sources import fetch
 from emolive.runtime.bundle import Bundle
+from emolive.runtime.cpu import cpu_record
 from emolive.runtime.media import Frame
 from emolive.runtime.names import EXPRESSION
 from emolive.runtime.vision.analyzer import FaceAnalyzer, VisionConfig
@@ -132,7 +132,7 @@ def main() -> None:
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d"),
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
+            **cpu_record(),
             "cores": os.cpu_count(),
             "onnxruntime": ort.__version__,
             "opencv": cv2.__version__,

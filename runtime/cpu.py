@@ -99,3 +99,9 @@ def cpu_class_of(record: dict | None) -> str | None:
         return None
     value = record.get("cpu_class")
     return value if isinstance(value, str) else None
+
+
+def cpu_record() -> dict:
+    """This CPU as benchmark results name it: model, int8 class and the int8 flags."""
+    cpu = this_cpu()
+    return {"cpu": cpu.model, "cpu_class": cpu.cpu_class, "cpu_flags": list(cpu.flags)}
