@@ -2,7 +2,7 @@
 
     with Session(SessionConfig(bundle="bundle", source="clip.mp4")) as s:
         for event in s:
-            print(event["type"], event["emotion"])
+            print(event["type"], event["emotion"] or f"no label: {event.get('abstained')}")
 
 Capture runs in its own threads and is never blocked by inference for live sources (frames
 keep-latest; drops are counted). File sources are processed frame by frame and chunk by
@@ -197,7 +197,7 @@ class Session:
             # An open utterance, one waiting to be transcribed (batched behind a backlog) or
             # one about to be delivered holds the horizon where it is; otherwise the next
             # utterance starts at the earliest one speech pad before the audio processed.
-            if not (out or stage.segmenter.in_speech or getattr(stage, "_pending", None)):
+            if not (out or stage.holding_speech):
                 self._audio_horizon = max(self._audio_horizon, end - pad_s)
             return out
 

@@ -263,6 +263,11 @@ class AudioStage(Stage):
             if self._early is not None:
                 self._early.close()
 
+    @property
+    def holding_speech(self) -> bool:
+        """Whether an utterance is still open or waiting to be transcribed and delivered."""
+        return self.segmenter.in_speech or bool(self._pending)
+
     def _claim_warnings(self, seg: SpeechSegment) -> tuple[str, ...]:
         """Warnings about audio inside this utterance; older ones stay in the stats only."""
         mine = tuple(w for a, b, w in self._warnings if a < seg.t_end and b > seg.t_start)
