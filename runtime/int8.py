@@ -14,6 +14,11 @@ u8·s8 products in 16 bits with saturation. Two rules keep every int8 form exact
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,19 +66,21 @@ def saturating_nodes(model: onnx.ModelProto) -> list[str]:
     ]
 
 
-def to_u8u8(model: onnx.ModelProto) -> int:
+def to_u8u8(model: onnx.ModelProto, base_dir: Path | str = "") -> int:
     """Rewrite every int8-weight ``DynamicQuantizeMatMul`` to uint8 codes + zero point 128.
 
     q_u8 - 128 == q_s8 - z_s8 exactly (the exporter's zero points are 0), so the product is the
-    same integer; MLAS runs it with its u8×u8 kernel. Returns how many nodes were rewritten.
+    same integer; MLAS runs it with its u8×u8 kernel. Weights kept in an external data file
+    are read from ``base_dir``; the new ones are stored inline. Returns how many nodes were
+    rewritten.
     """
     inits = {i.name: i for i in model.graph.initializer}
     count = 0
     for name in saturating_nodes(model):
         node = next(n for n in model.graph.node if n.name == name)
-        weight = numpy_helper.to_array(inits[node.input[1]]).astype(np.int16)
+        weight = numpy_helper.to_array(inits[node.input[1]], str(base_dir)).astype(np.int16)
         if len(node.input) > 3 and node.input[3]:
-            zero = numpy_helper.to_array(inits[node.input[3]]).astype(np.int16)
+            zero = numpy_helper.to_array(inits[node.input[3]], str(base_dir)).astype(np.int16)
         else:
             zero = np.zeros(weight.shape[-1], np.int16)
         codes = (weight - zero + 128).astype(np.int16)
@@ -98,24 +105,45 @@ def to_u8u8(model: onnx.ModelProto) -> int:
     return count
 
 
-def for_this_cpu(path: Path, cpu: CpuInfo) -> tuple[str | bytes, str | None]:
-    """What ONNX Runtime should load for ``path`` on ``cpu``: the file itself, or (where its
-    u8×s8 kernels would saturate) the serialized u8×u8 rewrite, with a note saying so."""
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:  # another file system, or links not allowed
+        shutil.copyfile(src, dest)
+
+
+@contextlib.contextmanager
+def for_this_cpu(path: Path, cpu: CpuInfo) -> Iterator[tuple[str, str | None]]:
+    """The file ONNX Runtime should load for ``path`` on ``cpu``, with a note when it is not
+    ``path`` itself: where u8×s8 kernels would saturate, a u8×u8 rewrite in a temporary
+    folder, beside hard links to the original external data (copies across file systems; ONNX
+    Runtime refuses symbolic links). Only the rewritten weights are read into memory. Create the session inside the ``with``; the folder goes after it."""
     path = Path(path)
     if not cpu.u8s8_saturates:
-        return str(path), None
+        yield str(path), None
+        return
     try:
-        header = onnx.load(str(path), load_external_data=False)
+        model = onnx.load(str(path), load_external_data=False)
     except Exception:  # unreadable: ONNX Runtime's own load says why, naming the file
-        return str(path), None
-    if not any(n.op_type == _DQMM for n in header.graph.node):
-        return str(path), None
-    model = onnx.load(str(path))
-    count = to_u8u8(model)
-    if not count:
-        return str(path), None
-    note = (
-        f"{path.name}: {count} int8 GEMMs loaded as u8×u8 on this {cpu.cpu_class} CPU "
-        f"(its u8×s8 kernels saturate)"
-    )
-    return model.SerializeToString(), note
+        yield str(path), None
+        return
+    if not saturating_nodes(model):
+        yield str(path), None
+        return
+    count = to_u8u8(model, path.parent)
+    with tempfile.TemporaryDirectory(prefix="emolive-u8u8-") as tmp:
+        locations = {
+            entry.value
+            for tensor in model.graph.initializer
+            for entry in tensor.external_data
+            if entry.key == "location"
+        }
+        for location in locations:
+            _link_or_copy(path.parent / location, Path(tmp) / location)
+        onnx.save(model, str(Path(tmp) / path.name))
+        del model
+        yield (
+            str(Path(tmp) / path.name),
+            f"{path.name}: {count} int8 GEMMs loaded as u8×u8 on this {cpu.cpu_class} CPU "
+            f"(its u8×s8 kernels saturate)",
+        )

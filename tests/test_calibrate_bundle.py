@@ -97,7 +97,7 @@ def test_calibrate_bundle_adds_checked_int8_variants(vision_bundle, tmp_path, as
     bundle_dir = _copy(vision_bundle, tmp_path)
     steps = []
     # 128 samples: with 7-bit weights, 64 left the detector at 94.6% face-count agreement
-    # (floor 95%); 128 gave 98.4% and the full set (256) 98.9% on the AVX2 machine.
+    # (floor 95%); 128 gave 98.4% and the full set (162) 98.9% on the AVX2 machine.
     config = CalibrationConfig(samples=128, latency_repeats=30, cache=False)
     report = calibrate_bundle(bundle_dir, config, log=lambda m: None, on_step=steps.append)
     assert len(steps) == 7 and steps[-1] == "write bundle"

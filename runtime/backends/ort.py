@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from emolive.runtime.cpu import this_cpu
+from emolive.runtime.cpu import NO_SATURATION, this_cpu
 from emolive.runtime.int8 import for_this_cpu
 
 _PROVIDERS = {
@@ -57,13 +57,13 @@ class OrtGraph:
                 f"ONNX Runtime here has no {wanted[0]} (it has {ort.get_available_providers()}); "
                 f"for device {self.device!r} install emo-live[gpu] (onnxruntime-gpu)"
             )
-        source, self.cpu_note = str(self.path), None
-        if self.device == "cpu":  # int8 GEMMs that would saturate here load as u8×u8
-            source, self.cpu_note = for_this_cpu(self.path, this_cpu())
+        # On the CPU, int8 GEMMs that would saturate here load as u8×u8 (runtime/int8.py).
+        cpu = this_cpu() if self.device == "cpu" else NO_SATURATION
         try:
-            self.session = ort.InferenceSession(
-                source, sess_options=session_options(self.threads), providers=wanted
-            )
+            with for_this_cpu(self.path, cpu) as (source, self.cpu_note):
+                self.session = ort.InferenceSession(
+                    source, sess_options=session_options(self.threads), providers=wanted
+                )
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types
             raise RuntimeError(f"ONNX Runtime could not load {self.path}: {e}") from e
         self.input_names = [i.name for i in self.session.get_inputs()]

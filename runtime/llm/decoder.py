@@ -96,14 +96,14 @@ class DecoderSession:
         self.embeddings = embeddings
         self.path = Path(graph)
         self.precision = precision
-        # int8 GEMMs that would saturate on this CPU load in their exact u8×u8 form.
-        source, self.cpu_note = for_this_cpu(self.path, this_cpu())
         try:
-            self.session = ort.InferenceSession(
-                source,
-                sess_options=decoder_session_options(threads, spin),
-                providers=["CPUExecutionProvider"],
-            )
+            # int8 GEMMs that would saturate on this CPU load in their exact u8×u8 form.
+            with for_this_cpu(self.path, this_cpu()) as (source, self.cpu_note):
+                self.session = ort.InferenceSession(
+                    source,
+                    sess_options=decoder_session_options(threads, spin),
+                    providers=["CPUExecutionProvider"],
+                )
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types
             raise RuntimeError(f"ONNX Runtime could not load {self.path}: {e}") from e
         self.input_names = [i.name for i in self.session.get_inputs()]
