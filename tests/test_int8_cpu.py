@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from emolive.calibrate.qdq import QuantConfig, quantize_qdq
 from emolive.export.llm.graph import linear_graph
-from emolive.export.llm.quant import quantize_channels
+from emolive.export.llm.quant import quantize_blocks, quantize_channels
 from emolive.runtime.cpu import INT16_MAX, CpuInfo, classify, this_cpu
 from emolive.runtime.int8 import (
     SAFE_WEIGHT_CODE,
@@ -162,6 +162,20 @@ def test_w8a8_linear_is_exact_on_every_cpu_class(cpu, tmp_path):
     if cpu.u8s8_saturates or not this_cpu().u8s8_saturates:
         # The form loaded for this class is exact wherever this machine runs it.
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_matmulnbits_with_int8_activations_is_exact_at_extreme_codes(bits):
+    """The int8 / int4 forms' kernel (MatMulNBits, accuracy level 4: int8 activations)."""
+    rng = np.random.default_rng(3)
+    w = np.where(rng.random((N, K)) < 0.5, 1.0, -1.0).astype(np.float32)
+    weight = quantize_blocks(w, bits=bits, block=32)  # codes at both ends of their range
+    # Activations of the weights' signs: every product is +127 · 127 (8-bit) or +127 · 7.
+    x = np.sign(w[None, :1, :]).repeat(3, axis=1).astype(np.float32)
+    x[0, 1] *= -1
+    got = _session(linear_graph(weight, K, accuracy_level=4)).run(None, {"x": x})[0]
+    want = x @ w.T  # +-1 weights and activations are exact on both integer grids
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * K)
 
 
 def test_cpu_classes():
