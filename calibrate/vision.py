@@ -85,7 +85,7 @@ class CalibrationConfig:
 
 
 def _cache_dir() -> Path:
-    from emolive.export.sources import cache_root
+    from emolive.runtime.cache import cache_root
 
     return cache_root() / "calibration"
 

@@ -12,7 +12,6 @@ This module is torch-free: ``emo-live models fetch`` works on a runtime-only ins
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,8 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emolive.runtime.bundle import sha256_of
-
-CACHE_ENV = "EMOLIVE_CACHE"
+from emolive.runtime.cache import cache_root
 
 
 class SourceError(RuntimeError):
@@ -249,15 +247,6 @@ SOURCES: dict[str, Source] = {
 
 LITE_SOURCES = tuple(name for name, s in SOURCES.items() if not s.test_only)
 TEST_SOURCES = tuple(name for name, s in SOURCES.items() if s.test_only)
-
-
-def cache_root() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("emo-live"))
 
 
 @dataclass

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from emolive.runtime.bundle import sha256_of
+from emolive.runtime.cache import cache_root
 
 WORKSPACE_BYTES = 1 << 30
 
@@ -63,8 +64,6 @@ def engine_key(
 
 
 def cache_dir() -> Path:
-    from emolive.export.sources import cache_root  # torch-free module
-
     return Path(os.environ.get("EMOLIVE_TRT_CACHE", cache_root() / "trt"))
 
 
