@@ -187,3 +187,41 @@ def test_runtime_llm_and_reasoning_never_import_torch():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_decoder_that_takes_position_ids_gets_each_tokens_position(tiny, tmp_path):
+    """The contract's ``position_ids`` input, where a graph takes it: the tiny graph gains one
+    whose values are added to the logits, scaled, so the logits tell what was fed."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    exported, *_ = tiny
+    model = onnx.load(str(exported.graphs["fp32"]))
+    logits = next(o for o in model.graph.output if o.name == "logits")
+    inner = "logits/before_positions"
+    for node in model.graph.node:
+        node.output[:] = [inner if o == "logits" else o for o in node.output]
+    model.graph.input.append(
+        helper.make_tensor_value_info("position_ids", TensorProto.INT64, [1, "sequence"])
+    )
+    model.graph.initializer.append(numpy_helper.from_array(np.array([-1], np.int64), "pos/axes"))
+    model.graph.initializer.append(numpy_helper.from_array(np.float32(1e-3), "pos/scale"))
+    model.graph.node.extend([
+        helper.make_node("Cast", ["position_ids"], ["pos/f"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["pos/f", "pos/axes"], ["pos/col"]),
+        helper.make_node("Mul", ["pos/col", "pos/scale"], ["pos/scaled"]),
+        helper.make_node("Add", [inner, "pos/scaled"], [logits.name]),
+    ])  # fmt: skip
+    path = tmp_path / "with_positions.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, location="with_positions.onnx.data")
+    emb = np.load(exported.embeddings)
+    plain = DecoderSession(exported.graphs["fp32"], emb, exported.layout, 64)
+    positioned = DecoderSession(path, emb, exported.layout, 64)
+    assert positioned.takes_positions and not plain.takes_positions
+    ids = list(range(5, 17))
+    # Prefill, then one decode step: positions 0..6, then 7 (continuing the cache), ...
+    for chunk in (ids[:7], ids[7:8], ids[8:]):
+        got = positioned.forward(chunk) - plain.forward(chunk)
+        start = positioned.length - len(chunk)
+        want = 1e-3 * np.arange(start, positioned.length, dtype=np.float32)[:, None]
+        np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), atol=2e-5)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from emolive.runtime.backends.ort import session_options
 from emolive.runtime.cpu import this_cpu
 from emolive.runtime.int8 import for_this_cpu
 from emolive.runtime.names import (
@@ -27,28 +28,12 @@ from emolive.runtime.names import (
     INPUTS_EMBEDS,
     LOGITS,
     LOGITS_TO_KEEP,
+    POSITION_IDS,
     past_key,
     past_value,
     present_key,
     present_value,
 )
-
-
-def decoder_session_options(threads: int | None, spin: bool) -> ort.SessionOptions:
-    """Like the other stages' options, except that worker threads may spin.
-
-    A decode step runs ~340 small kernels; without spinning every parallel section pays a
-    thread wake-up, which cost ~30% of decode speed here. Spinning only lasts while a run is
-    in flight, and the reasoner runs in bursts, so the other stages lose little.
-    """
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    so.log_severity_level = 3
-    return so
 
 
 class ContextOverflow(ValueError):
@@ -101,7 +86,7 @@ class DecoderSession:
             with for_this_cpu(self.path, this_cpu()) as (source, self.cpu_note):
                 self.session = ort.InferenceSession(
                     source,
-                    sess_options=decoder_session_options(threads, spin),
+                    sess_options=session_options(threads, spin),
                     providers=["CPUExecutionProvider"],
                 )
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types
@@ -138,9 +123,12 @@ class DecoderSession:
             want_in |= {past_key(i), past_value(i)}
             want_out |= {present_key(i), present_value(i)}
         # logits_to_keep is ours; decoder graphs from elsewhere (affectgpt) may lack it.
-        have_in = set(self.input_names) - {LOGITS_TO_KEEP}
+        # position_ids is the contract's where a graph takes them (GroupQueryAttention graphs
+        # derive positions from the mask; standard exports take them).
+        have_in = set(self.input_names) - {LOGITS_TO_KEEP, POSITION_IDS}
         have_out = set(self.output_names)
         self.keeps_logits = LOGITS_TO_KEEP in self.input_names
+        self.takes_positions = POSITION_IDS in self.input_names
         if have_in != want_in or not want_out <= have_out:
             raise ValueError(
                 f"{self.path}: not a decoder graph for this layout; inputs differ by "
@@ -218,6 +206,8 @@ class DecoderSession:
         b = self._binding
         b.bind_cpu_input(INPUTS_EMBEDS, np.ascontiguousarray(embeds[None], np.float32))
         b.bind_cpu_input(ATTENTION_MASK, self._mask[:, :total])
+        if self.takes_positions:
+            b.bind_cpu_input(POSITION_IDS, np.arange(self.length, total, dtype=np.int64)[None])
         kept = 1 if last_only and self.keeps_logits else n
         if self.keeps_logits:
             b.bind_cpu_input(LOGITS_TO_KEEP, self._keep_last if kept == 1 else self._keep_all)
