@@ -13,40 +13,87 @@ Live use::
 Optional packages (the ``audio`` extra): PyAudio for the microphone, faster-whisper (with
 CTranslate2 and PyAV) for speech to text and media files. Each is imported where it is used,
 with an error that says what to install.
+
+The names below are re-exported lazily (PEP 562): importing this package, or a capture module
+under it (``microphone``, ``sources``, ``wav``, ``resample``, ``errors``), loads no VAD, ASR,
+audio stage or ONNX Runtime. Each name's module is imported on first access.
 """
 
-from emolive.runtime.audio.analyzers import (
-    AudioEmbeddingAnalyzer,
-    ProsodyAnalyzer,
-    TranscriptAnalyzer,
-    UtteranceAnalyzer,
-)
-from emolive.runtime.audio.asr import AsrConfig, Transcript, WhisperTranscriber
-from emolive.runtime.audio.clues import ProsodyClues, ProsodyDescriber, SpeakerBaseline
-from emolive.runtime.audio.errors import (
-    AudioDependencyError,
-    AudioDeviceError,
-    AudioSourceError,
-    NoAudioTrack,
-)
-from emolive.runtime.audio.microphone import (
-    InputDevice,
-    Microphone,
-    MicrophoneConfig,
-    MicrophoneSource,
-    list_input_devices,
-)
-from emolive.runtime.audio.prosody import ProsodyConfig, ProsodyMeasures, measure
-from emolive.runtime.audio.sources import (
-    FileSourceConfig,
-    MediaAudioSource,
-    SyntheticAudioSource,
-    WavSource,
-    open_audio_file,
-)
-from emolive.runtime.audio.stage import AudioStage, AudioStageConfig, Utterance
-from emolive.runtime.audio.utterances import SegmenterConfig, SpeechSegment
-from emolive.runtime.audio.vad import SileroVad
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emolive.runtime.audio.analyzers import (
+        AudioEmbeddingAnalyzer,
+        ProsodyAnalyzer,
+        TranscriptAnalyzer,
+        UtteranceAnalyzer,
+    )
+    from emolive.runtime.audio.asr import AsrConfig, Transcript, WhisperTranscriber
+    from emolive.runtime.audio.clues import ProsodyClues, ProsodyDescriber, SpeakerBaseline
+    from emolive.runtime.audio.errors import (
+        AudioDependencyError,
+        AudioDeviceError,
+        AudioSourceError,
+        NoAudioTrack,
+    )
+    from emolive.runtime.audio.microphone import (
+        InputDevice,
+        Microphone,
+        MicrophoneConfig,
+        MicrophoneSource,
+        list_input_devices,
+    )
+    from emolive.runtime.audio.prosody import ProsodyConfig, ProsodyMeasures, measure
+    from emolive.runtime.audio.sources import (
+        FileSourceConfig,
+        MediaAudioSource,
+        SyntheticAudioSource,
+        WavSource,
+        open_audio_file,
+    )
+    from emolive.runtime.audio.stage import AudioStage, AudioStageConfig, Utterance
+    from emolive.runtime.audio.utterances import SegmenterConfig, SpeechSegment
+    from emolive.runtime.audio.vad import SileroVad
+
+# name -> the submodule (under emolive.runtime.audio) that defines it
+_WHERE = {
+    "AudioEmbeddingAnalyzer": "analyzers",
+    "ProsodyAnalyzer": "analyzers",
+    "TranscriptAnalyzer": "analyzers",
+    "UtteranceAnalyzer": "analyzers",
+    "AsrConfig": "asr",
+    "Transcript": "asr",
+    "WhisperTranscriber": "asr",
+    "ProsodyClues": "clues",
+    "ProsodyDescriber": "clues",
+    "SpeakerBaseline": "clues",
+    "AudioDependencyError": "errors",
+    "AudioDeviceError": "errors",
+    "AudioSourceError": "errors",
+    "NoAudioTrack": "errors",
+    "InputDevice": "microphone",
+    "Microphone": "microphone",
+    "MicrophoneConfig": "microphone",
+    "MicrophoneSource": "microphone",
+    "list_input_devices": "microphone",
+    "ProsodyConfig": "prosody",
+    "ProsodyMeasures": "prosody",
+    "measure": "prosody",
+    "FileSourceConfig": "sources",
+    "MediaAudioSource": "sources",
+    "SyntheticAudioSource": "sources",
+    "WavSource": "sources",
+    "open_audio_file": "sources",
+    "AudioStage": "stage",
+    "AudioStageConfig": "stage",
+    "Utterance": "stage",
+    "SegmenterConfig": "utterances",
+    "SpeechSegment": "utterances",
+    "SileroVad": "vad",
+}
 
 __all__ = [
     "AsrConfig",
@@ -83,3 +130,16 @@ __all__ = [
     "measure",
     "open_audio_file",
 ]
+
+
+def __getattr__(name: str):
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
