@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
-from emolive.cli.common import (
-    PositiveSeconds,
-    check_labels,
-    check_output_path,
-    default_bundle,
-    graceful_stop,
+from emolive.cli.common import PositiveSeconds, check_output_path
+from emolive.cli.session_loop import (
+    CallSink,
+    drive,
+    every_option,
+    labels_option,
+    open_session,
+    report,
+    session_config,
 )
+
+
+class _OverlaySink:
+    """The overlay window as a sink: draws each event; closing the window stops the session."""
+
+    def __init__(self, overlay, session) -> None:
+        self.overlay, self.session = overlay, session
+
+    def write(self, event: dict) -> None:
+        self.overlay.on_event(event)
+        if not self.overlay.refresh():
+            self.session.stop()
+
+    def close(self) -> None:
+        self.overlay.close()
 
 
 @click.command("run")
@@ -41,21 +58,8 @@ from emolive.cli.common import (
 @click.option(
     "--duration", type=PositiveSeconds(), default=None, help="Stop after this many seconds."
 )
-@click.option(
-    "--labels",
-    default="fer",
-    show_default=True,
-    callback=check_labels,
-    help="Label set: fer (7), mer (6), or your own comma-separated list.",
-)
-@click.option(
-    "--every",
-    "every_s",
-    type=PositiveSeconds(),
-    default=5.0,
-    show_default=True,
-    help="Seconds between readings when nobody speaks (speech closes them anyway).",
-)
+@labels_option
+@every_option
 @click.option(
     "--frame-step",
     type=click.IntRange(min=1),
@@ -121,27 +125,17 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
       emo-live run --source 0 --duration 30 --labels mer
       emo-live run --source 0 --labels "calm,stressed,excited" --show
     """
-    from emolive.runtime.bundle import BundleError
-    from emolive.runtime.session import Session, SessionConfig, SessionError
+    from emolive.runtime.session import SessionError
     from emolive.runtime.sinks import JsonLines, SinkClosed, SinkError
     from emolive.runtime.terminal import StatusLine
-    from emolive.runtime.video import SourceError
-    from emolive.runtime.vision.analyzer import VisionConfig
 
-    config = SessionConfig(
-        bundle=bundle or default_bundle(),
-        source=source,
-        video=not no_video,
-        audio=not no_audio,
-        audio_source=audio_source,
-        duration=duration,
-        realtime=realtime,
-        every=frame_step,
-        every_s=every_s,
-        labels=labels,
-        reason=not no_reason,
-        vision=VisionConfig(precision=precision, threads=threads, max_faces=max_faces, tiles=tiles),
-    )
+    config = session_config(
+        bundle=bundle, source=source, labels=labels, every_s=every_s, duration=duration,
+        realtime=realtime, audio=not no_audio, video=not no_video, audio_source=audio_source,
+        frame_step=frame_step, reason=not no_reason,
+        vision={"precision": precision, "threads": threads, "max_faces": max_faces,
+                "tiles": tiles},
+    )  # fmt: skip
     overlay = None
     if show:
         from emolive.runtime.overlay import DisplayError, OverlayWindow
@@ -150,61 +144,33 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
             overlay = OverlayWindow()
         except DisplayError as e:
             raise click.ClickException(str(e)) from e
-    try:
-        session = Session(config, on_frame=overlay.on_frame if overlay else None)
-    except (BundleError, SourceError, SessionError, RuntimeError, ValueError) as e:
-        if overlay is not None:
-            overlay.close()
-        raise click.ClickException(str(e)) from e
+    session = open_session(
+        config,
+        on_frame=overlay.on_frame if overlay else None,
+        cleanup=overlay.close if overlay else None,
+    )
     try:
         sink = JsonLines(jsonl)
     except SinkError as e:  # the path was checked before the models loaded; it changed since
         if overlay is not None:
             overlay.close()
         raise click.ClickException(str(e)) from e
-    status = StatusLine() if (view if view is not None else sys.stderr.isatty()) else None
-    interrupted = False
-    failed: SinkError | None = None  # the output could not be written: stop, keep the stats
+    sinks = [sink]
+    if view if view is not None else sys.stderr.isatty():
+        status = StatusLine()
+        sinks.append(CallSink(status.update, status.close))
+    if overlay is not None:
+        sinks.append(_OverlaySink(overlay, session))
     try:
-        with session, graceful_stop(session) as signals:
-            try:
-                for event in session:
-                    sink.write(event)
-                    if status is not None:
-                        status.update(event)
-                    if overlay is not None:
-                        overlay.on_event(event)
-                        if not overlay.refresh():
-                            session.stop()
-            except KeyboardInterrupt:  # a second Ctrl-C: stop without waiting
-                pass
-            except SinkClosed:
-                raise
-            except SinkError as e:  # a full disk, an I/O error: leaving the loop stops the session
-                failed = e
-        interrupted = signals["interrupted"]
+        end = drive(session, sinks)
     except SessionError as e:
         raise click.ClickException(f"{e} ({sink.count} events written to {sink.name})") from e
     except SinkClosed:
         # Detach stdout so Python's exit flush does not hit the closed pipe again.
         sys.stdout = None
         return
-    finally:
-        try:
-            sink.close()
-        except SinkError as e:
-            failed = failed or e
-        if status is not None:
-            status.close()
-        if overlay is not None:
-            overlay.close()
-    stats = session.stats()
-    stats["events_written"] = sink.count
-    stats["interrupted"] = interrupted
-    if failed is not None:
-        stats["output_error"] = str(failed)
-    click.echo(json.dumps({"session": stats}), err=True)
-    if failed is not None:
-        raise click.ClickException(str(failed))
-    if interrupted:
+    report(session, end, events_written=sink.count)
+    if end.failed is not None:
+        raise click.ClickException(str(end.failed))
+    if end.interrupted:
         sys.exit(130)

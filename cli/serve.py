@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from emolive.cli.common import default_bundle, graceful_stop
+from emolive.cli.session_loop import (
+    CallSink,
+    LoopEnd,
+    drive,
+    every_option,
+    labels_option,
+    open_session,
+    report,
+    session_config,
+)
 
 
 def _origins(ctx, param, values) -> tuple[str, ...]:
@@ -45,6 +53,8 @@ def _origins(ctx, param, values) -> tuple[str, ...]:
     help="Let pages from this origin (scheme://host[:port], or null for file:// pages) read "
     "the stream; repeatable. Browsers from other origins than the server's own get 403.",
 )
+@labels_option
+@every_option
 @click.option("--no-audio", is_flag=True, help="Video only.")
 @click.option(
     "--realtime/--all-frames",
@@ -64,7 +74,8 @@ def _origins(ctx, param, values) -> tuple[str, ...]:
     default=0.0,
     help="Keep serving this many seconds after the session ends.",
 )
-def serve(source, bundle, host, port, token, allow_origins, no_audio, realtime, duration, linger) -> None:  # fmt: skip
+def serve(source, bundle, host, port, token, allow_origins, labels, every_s, no_audio, realtime,
+          duration, linger) -> None:  # fmt: skip
     """Serve live readings: a web page at http://HOST:PORT/ and a WebSocket at /ws.
 
     Only pages this server serves may read it: a browser's Origin must be the server's own
@@ -76,35 +87,34 @@ def serve(source, bundle, host, port, token, allow_origins, no_audio, realtime, 
     Examples:
       emo-live serve --source 0
       emo-live serve --source clip.mp4 --no-audio --linger 60
+      emo-live serve --source 0 --labels "calm,stressed,excited" --every 3
       emo-live serve --allow-origin http://localhost:3000   # a kiosk app on its own server
       emo-live serve --host 0.0.0.0 --token "$(openssl rand -hex 16)"
     """
     import time
 
-    from emolive.runtime.bundle import BundleError
     from emolive.runtime.server import ReadingServer, ServerError
-    from emolive.runtime.session import Session, SessionConfig, SessionError
-    from emolive.runtime.video import SourceError
+    from emolive.runtime.session import SessionError
 
-    config = SessionConfig(
-        bundle=bundle or default_bundle(), source=source, audio=not no_audio,
-        duration=duration, realtime=realtime,
+    config = session_config(
+        bundle=bundle, source=source, labels=labels, every_s=every_s, duration=duration,
+        realtime=realtime, audio=not no_audio,
     )  # fmt: skip
+    session = open_session(config)
     try:
-        session = Session(config)
         server = ReadingServer(host, port, token, allow_origins=allow_origins).start()
-    except (BundleError, SourceError, SessionError, ServerError, RuntimeError) as e:
+    except (ServerError, RuntimeError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"serving readings at {server.url} (WebSocket /ws); Ctrl-C stops", err=True)
+    end = None
     try:
-        with session, graceful_stop(session):
-            for event in session:
-                server.publish(event)
-        time.sleep(linger)
+        end = drive(session, [CallSink(server.publish)])
+        if not end.forced:  # a second Ctrl-C also skips the linger
+            time.sleep(linger)
     except KeyboardInterrupt:
-        pass
+        end = end or LoopEnd(interrupted=True, forced=True)
     except SessionError as e:
         raise click.ClickException(str(e)) from e
     finally:
         server.stop()
-    click.echo(json.dumps({"session": session.stats(), **server.stats()}), err=True)
+    report(session, end, outer=server.stats())
