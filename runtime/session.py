@@ -273,7 +273,7 @@ class Session:
                 self._source_done[modality] = True
                 self.notes.append(f"{modality} lost{at}: {failure.error}")
             else:
-                self.reasoning.degraded_notes.append(f"reasoning failed{at}: {failure.error}")
+                self.reasoning.add_note(f"reasoning failed{at}: {failure.error}")
             if not self._live_modalities or modality is None:
                 self._stop.set()
 
@@ -341,7 +341,7 @@ class Session:
                 elif not stage.put_wait(frame):
                     break
         except Exception as e:  # a file that fails mid-stream: reported, the session degrades
-            stage._fail(SourceError(f"video source {self.video.name!r} failed: {e}"), None)
+            stage.fail(SourceError(f"video source {self.video.name!r} failed: {e}"))
         finally:
             stage.stop()
             stage.join()
@@ -379,7 +379,7 @@ class Session:
                 elif not stage.put_wait(chunk):
                     break
         except Exception as e:
-            stage._fail(RuntimeError(f"audio source failed: {e}"), None)
+            stage.fail(RuntimeError(f"audio source failed: {e}"))
         finally:
             close = getattr(self.audio_source, "close", None)
             if close is not None:

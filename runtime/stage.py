@@ -150,7 +150,9 @@ class Stage:
             for out in outs:
                 self.emit(out)
 
-    def _fail(self, error: BaseException, item: Any) -> None:
+    def fail(self, error: BaseException, item: Any = None) -> None:
+        """Report this stage as failed, as its own thread does when ``process`` raises; the
+        scheduler (its input's owner, e.g. a source that died) may call it too."""
         self.failure = StageFailure(self.name, error, getattr(item, "t", None))
         if self.on_failure is not None:
             self.on_failure(self.failure)
@@ -164,7 +166,7 @@ class Stage:
             try:
                 self._emit_all(self.process(item))
             except Exception as e:  # handed to the scheduler, which decides; never swallowed
-                self._fail(e, item)
+                self.fail(e, item)
                 return
             dt = time.perf_counter() - t0
             self.stats.processed += 1
@@ -176,7 +178,7 @@ class Stage:
         try:
             self._emit_all(self.close())
         except Exception as e:
-            self._fail(e, None)
+            self.fail(e)
 
     def run_inline(self, items: Iterable[Any]) -> list[Any]:
         """Process items on the caller's thread (tests, batch tools); returns all outputs."""

@@ -225,6 +225,10 @@ class ReasoningStage(Stage):
         self.merged = 0
         self.degraded_notes: list[str] = []
 
+    def add_note(self, note: str) -> None:
+        """A degradation every later reading carries (e.g. the reasoning LLM failed)."""
+        self.degraded_notes.append(note)
+
     def offer(self, window: Window) -> None:
         """Queue a window; if one is already waiting, merge into it (latest wins, nothing lost)."""
         with self._lock:
