@@ -14,10 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from emolive.runtime.cpu import CpuInfo, cpu_class_of
+from emolive.runtime.bundle import Bundle, GraphVariant
+from emolive.runtime.cpu import CpuInfo, cpu_class_of, this_cpu
+
+Loaded = TypeVar("Loaded")
 
 PROBE_FILE_KEY = "probe.{graph}"
 # Rounding noise on another CPU class may differ a little from what was measured (kernels
@@ -71,8 +75,6 @@ class Probe:
 
     def record(self, run: Callable[[dict], dict]) -> dict:
         """What a variant's info gets from measuring ``run`` on this probe here."""
-        from emolive.runtime.cpu import this_cpu
-
         measured = deviation(run(self.inputs), self.reference)
         return {
             "measured_on": this_cpu().record(),
@@ -118,3 +120,28 @@ def check_variant(
         f"{tolerance:.3g}, measured {info.get('probe_deviation')} on {measured_class}); "
         f"fell back to fp32",
     )
+
+
+def load_checked(
+    bundle: Bundle,
+    graph: str,
+    variant: GraphVariant,
+    load: Callable[[GraphVariant], Loaded],
+    probe_run: Callable[[Loaded], Callable[[dict], dict]],
+    cpu: CpuInfo | None,
+) -> tuple[Loaded, GraphVariant, str | None]:
+    """``load(variant)``, gated: a reduced variant is checked on ``cpu`` (None: not run by
+    the CPU, nothing to check) against the graph's probe, run by ``probe_run(loaded)``, and
+    replaced by the graph's fp32 variant if it strays. Returns what was loaded, its variant,
+    and the gate's note (None when there is nothing to say)."""
+    loaded = load(variant)
+    entry = bundle.graph(graph)
+    if cpu is None or variant.precision == "fp32" or "fp32" not in entry.variants:
+        return loaded, variant, None
+    gate = check_variant(
+        variant.info, bundle.probe(graph), probe_run(loaded), cpu, f"{graph} {variant.precision}"
+    )
+    if gate.passed:
+        return loaded, variant, gate.note
+    fp32 = entry.variant("fp32")
+    return load(fp32), fp32, gate.note

@@ -14,7 +14,7 @@ from emolive.runtime.llm.decoder import DecoderLayout, DecoderSession
 from emolive.runtime.llm.generate import Generated, GenerationConfig, Token, generate
 from emolive.runtime.llm.tokenizer import ChatFormat, ChatTokenizer
 from emolive.runtime.names import LLM_DECODER, LLM_EMBEDDINGS, LLM_TOKENIZER
-from emolive.runtime.parity import check_variant
+from emolive.runtime.parity import load_checked
 
 
 @dataclass(frozen=True)
@@ -73,17 +73,14 @@ class Llm:
             )
         if graph is not None:
             return cls(Path(graph), embeddings, tokenizer, layout, options, variant.precision)
-        llm = cls(variant.path, embeddings, tokenizer, layout, options, variant.precision)
-        if variant.precision == "fp32" or "fp32" not in entry.variants:
-            return llm
-        gate = check_variant(
-            variant.info, bundle.probe(LLM_DECODER), llm.session.probe, this_cpu(),
-            f"{LLM_DECODER} {variant.precision}",
+
+        def load(v) -> Llm:
+            return cls(v.path, embeddings, tokenizer, layout, options, v.precision)
+
+        llm, _, note = load_checked(
+            bundle, LLM_DECODER, variant, load, lambda m: m.session.probe, this_cpu()
         )  # fmt: skip
-        if not gate.passed:
-            fp32 = entry.variant("fp32")
-            llm = cls(fp32.path, embeddings, tokenizer, layout, options, "fp32")
-        llm.notes = [n for n in (llm.session.cpu_note, gate.note) if n]
+        llm.notes = [n for n in (llm.session.cpu_note, note) if n]
         return llm
 
     def encode_chat(self, messages: Sequence[dict], prefill: str = "") -> list[int]:

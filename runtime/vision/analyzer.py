@@ -13,7 +13,7 @@ from emolive.runtime.bundle import Bundle
 from emolive.runtime.cpu import this_cpu
 from emolive.runtime.media import Frame
 from emolive.runtime.names import EXPRESSION, FACE_DETECTOR, FACE_LANDMARKS, FER_LABELS
-from emolive.runtime.parity import check_variant
+from emolive.runtime.parity import load_checked
 from emolive.runtime.readings import expression_event
 from emolive.runtime.video import check_frame
 from emolive.runtime.vision.clues import measure, visual_clues
@@ -85,20 +85,14 @@ class FaceAnalyzer:
                 device=config.device, threads=config.threads,
             )  # fmt: skip
 
+        cpu = this_cpu() if config.device == "cpu" else None
+
         def runner(name: str):
-            entry = bundle.graph(name)
-            variant = entry.variant(config.precision, config.device)
-            graph = load(variant)
-            if variant.precision != "fp32" and config.device == "cpu" and "fp32" in entry.variants:
-                gate = check_variant(
-                    variant.info, bundle.probe(name), graph.run, this_cpu(),
-                    f"{name} {variant.precision}",
-                )  # fmt: skip
-                self.notes += [gate.note] if gate.note else []
-                if not gate.passed:
-                    variant = entry.variant("fp32")
-                    graph = load(variant)
-            self.notes += [graph.cpu_note] if getattr(graph, "cpu_note", None) else []
+            variant = bundle.graph(name).variant(config.precision, config.device)
+            graph, variant, note = load_checked(
+                bundle, name, variant, load, lambda g: g.run, cpu
+            )  # fmt: skip
+            self.notes += [n for n in (note, getattr(graph, "cpu_note", None)) if n]
             self.precisions[name] = variant.precision
             return graph
 
