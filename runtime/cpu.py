@@ -47,10 +47,6 @@ class CpuInfo:
         return out
 
 
-# What the GPU providers' int8 kernels are, as far as saturation goes: never.
-NO_SATURATION = CpuInfo("not the CPU", "none", "gpu", ())
-
-
 def classify(arch: str, flags: set[str]) -> str:
     """The int8 class of a CPU from its architecture and flags."""
     arch = arch.lower()

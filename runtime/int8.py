@@ -54,16 +54,20 @@ def largest_weight_code(model: onnx.ModelProto) -> int:
     return largest
 
 
-def saturating_nodes(model: onnx.ModelProto) -> list[str]:
-    """``DynamicQuantizeMatMul`` nodes with int8 weights (u8×s8: saturates without VNNI)."""
+def _saturating(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     inits = {i.name: i for i in model.graph.initializer}
     return [
-        node.name
+        node
         for node in model.graph.node
         if node.op_type == _DQMM
         and node.input[1] in inits
         and inits[node.input[1]].data_type == onnx.TensorProto.INT8
     ]
+
+
+def saturating_nodes(model: onnx.ModelProto) -> list[str]:
+    """``DynamicQuantizeMatMul`` nodes with int8 weights (u8×s8: saturates without VNNI)."""
+    return [node.name for node in _saturating(model)]
 
 
 def to_u8u8(model: onnx.ModelProto, base_dir: Path | str = "") -> int:
@@ -76,8 +80,8 @@ def to_u8u8(model: onnx.ModelProto, base_dir: Path | str = "") -> int:
     """
     inits = {i.name: i for i in model.graph.initializer}
     count = 0
-    for name in saturating_nodes(model):
-        node = next(n for n in model.graph.node if n.name == name)
+    for node in _saturating(model):
+        name = node.name
         weight = numpy_helper.to_array(inits[node.input[1]], str(base_dir)).astype(np.int16)
         if len(node.input) > 3 and node.input[3]:
             zero = numpy_helper.to_array(inits[node.input[3]], str(base_dir)).astype(np.int16)
@@ -113,13 +117,15 @@ def _link_or_copy(src: Path, dest: Path) -> None:
 
 
 @contextlib.contextmanager
-def for_this_cpu(path: Path, cpu: CpuInfo) -> Iterator[tuple[str, str | None]]:
+def for_this_cpu(path: Path, cpu: CpuInfo | None) -> Iterator[tuple[str, str | None]]:
     """The file ONNX Runtime should load for ``path`` on ``cpu``, with a note when it is not
     ``path`` itself: where u8×s8 kernels would saturate, a u8×u8 rewrite in a temporary
     folder, beside hard links to the original external data (copies across file systems; ONNX
-    Runtime refuses symbolic links). Only the rewritten weights are read into memory. Create the session inside the ``with``; the folder goes after it."""
+    Runtime refuses symbolic links). Only the rewritten weights are read into memory. ``cpu``
+    None: not run by the CPU. Create the session inside the ``with``; the folder goes after.
+    """
     path = Path(path)
-    if not cpu.u8s8_saturates:
+    if cpu is None or not cpu.u8s8_saturates:
         yield str(path), None
         return
     try:
@@ -127,10 +133,10 @@ def for_this_cpu(path: Path, cpu: CpuInfo) -> Iterator[tuple[str, str | None]]:
     except Exception:  # unreadable: ONNX Runtime's own load says why, naming the file
         yield str(path), None
         return
-    if not saturating_nodes(model):
+    count = to_u8u8(model, path.parent)
+    if not count:
         yield str(path), None
         return
-    count = to_u8u8(model, path.parent)
     with tempfile.TemporaryDirectory(prefix="emolive-u8u8-") as tmp:
         locations = {
             entry.value

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from emolive.runtime.cpu import NO_SATURATION, this_cpu
+from emolive.runtime.cpu import this_cpu
 from emolive.runtime.int8 import for_this_cpu
 
 _PROVIDERS = {
@@ -63,7 +63,7 @@ class OrtGraph:
                 f"for device {self.device!r} install emo-live[gpu] (onnxruntime-gpu)"
             )
         # On the CPU, int8 GEMMs that would saturate here load as u8×u8 (runtime/int8.py).
-        cpu = this_cpu() if self.device == "cpu" else NO_SATURATION
+        cpu = this_cpu() if self.device == "cpu" else None
         try:
             with for_this_cpu(self.path, cpu) as (source, self.cpu_note):
                 self.session = ort.InferenceSession(
