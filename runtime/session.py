@@ -94,8 +94,6 @@ class Session:
         self.started_at: float | None = None
         self._threads: list[threading.Thread] = []
         self._live_modalities: set[str] = set()
-        self._progress_t = {"audio": 0.0}  # audio processed by the audio stage, session clock
-        self._audio_horizon = 0.0  # no utterance still to come starts before this
 
         self.video = None
         if config.video:
@@ -131,7 +129,6 @@ class Session:
                 self.bundle, clock=self.clock, on_failure=self._on_failure
             )
             self.audio.connect(self._on_utterance)
-            self._track_audio(self.audio)
             self._live_modalities.add("audio")
         if explain is None and config.reason:
             explain = self._bundle_reasoner()
@@ -184,29 +181,10 @@ class Session:
         except AudioSourceError as e:
             raise SessionError(f"{e} (or run video-only: --no-audio)") from e
 
-    def _track_audio(self, stage) -> None:
-        """Follow the audio stage's progress: the audio it has processed, and the horizon
-        before which no utterance can still appear."""
-        process = stage.process
-        pad_s = stage.segmenter.config.speech_pad_ms / 1e3
-
-        def tracked(chunk):
-            out = process(chunk)
-            end = chunk.end
-            self._progress_t["audio"] = end
-            # An open utterance, one waiting to be transcribed (batched behind a backlog) or
-            # one about to be delivered holds the horizon where it is; otherwise the next
-            # utterance starts at the earliest one speech pad before the audio processed.
-            if not (out or stage.holding_speech):
-                self._audio_horizon = max(self._audio_horizon, end - pad_s)
-            return out
-
-        stage.process = tracked
-
     def _horizon(self) -> float:
         if self.audio is None or self._source_done["audio"]:
             return float("inf")
-        return self._audio_horizon
+        return self.audio.horizon
 
     def _bundle_reasoner(self):
         from emolive.runtime.llm.model import LlmOptions
@@ -411,7 +389,7 @@ class Session:
         vision_t = self.vision.last_t if self.vision is not None else 0.0
         if self.vision is not None and not self._source_done["video"]:
             return vision_t  # files: vision is the slower stream; windows follow it
-        return max(vision_t, self._progress_t["audio"])
+        return max(vision_t, self.audio.processed_t if self.audio is not None else 0.0)
 
     # -- events -----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict]:

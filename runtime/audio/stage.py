@@ -150,6 +150,10 @@ class AudioStage(Stage):
         self._warnings: list[tuple[float, float, str]] = []  # (chunk start, end, what)
         self._count = 0
         self._early = Speculator(self.analyzers) if config.start_early else None
+        # Progress on the session clock, read by the scheduler: the audio processed so far,
+        # and the horizon before which no utterance still to come can start.
+        self.processed_t = 0.0
+        self.horizon = 0.0
 
     # -- factories ------------------------------------------------------------------------
     @classmethod
@@ -215,6 +219,17 @@ class AudioStage(Stage):
         return x
 
     def process(self, chunk: AudioChunk):
+        out = self._process(chunk)
+        self.processed_t = chunk.end
+        # An open utterance, one waiting to be transcribed (batched behind a backlog) or one
+        # being delivered now holds the horizon where it is; otherwise the next utterance
+        # starts at the earliest one speech pad before the audio processed.
+        if not (out or self.holding_speech):
+            pad_s = self.segmenter.config.speech_pad_ms / 1e3
+            self.horizon = max(self.horizon, chunk.end - pad_s)
+        return out
+
+    def _process(self, chunk: AudioChunk):
         t_in = time.perf_counter()
         x = self._check(chunk)
         self._source = chunk.source
