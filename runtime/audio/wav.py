@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from emolive.runtime.audio.errors import AudioSourceError
+from emolive.runtime.media import file_damage
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 
@@ -86,11 +87,10 @@ def read_wav_info(path: Path | str) -> WavInfo:
                 return _info(path, fmt, offset, size)
             else:
                 f.seek(size + (size % 2), 1)
-    declared = 8 + struct.unpack("<I", head[4:8])[0]
-    if declared > file_size and declared not in (8, 0xFFFFFFFF + 8):
+    damage = file_damage(path)  # the RIFF header's size against the file's
+    if damage is not None and damage.startswith("is truncated"):
         raise AudioSourceError(
-            f"{path} is truncated: its RIFF header says {declared} bytes, the file has "
-            f"{file_size}, and it ends before its {'data' if fmt else 'fmt'} chunk"
+            f"{path} {damage}, and it ends before its {'data' if fmt else 'fmt'} chunk"
         )
     raise AudioSourceError(f"{path} has no {'data' if fmt else 'fmt'} chunk")
 
