@@ -240,9 +240,7 @@ def machine() -> dict:
     """The machine a result was measured on; int8 numbers depend on the CPU class."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from emolive.runtime.cpu import this_cpu
-
-    cpu = this_cpu()
+    from emolive.runtime.cpu import cpu_record
 
     versions = {}
     for pkg in ("onnxruntime", "llama-cpp-python", "tokenizers", "numpy"):
@@ -254,8 +252,7 @@ def machine() -> dict:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
         cwd=Path(__file__).parent,
     ).stdout.strip()  # fmt: skip
-    return {"cpu": cpu.model, "cpu_class": cpu.cpu_class, "cpu_flags": list(cpu.flags),
-            "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg(),
+    return {**cpu_record(), "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg(),
             "versions": versions, "commit": commit or None}  # fmt: skip
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from emolive.cli.common import PositiveSeconds, check_output_path
+from emolive.cli.common import check_output_path
 from emolive.cli.session_loop import (
     CallSink,
     drive,
+    duration_option,
     every_option,
     labels_option,
     open_session,
@@ -55,9 +56,7 @@ class _OverlaySink:
     callback=check_output_path,
     help="Write events as JSON lines to this file ('-' = stdout); checked before models load.",
 )
-@click.option(
-    "--duration", type=PositiveSeconds(), default=None, help="Stop after this many seconds."
-)
+@duration_option
 @labels_option
 @every_option
 @click.option(

@@ -10,6 +10,7 @@ from emolive.cli.session_loop import (
     CallSink,
     LoopEnd,
     drive,
+    duration_option,
     every_option,
     labels_option,
     open_session,
@@ -62,12 +63,7 @@ def _origins(ctx, param, values) -> tuple[str, ...]:
     show_default=True,
     help="Pace files like a camera (the page then plays along in real time).",
 )
-@click.option(
-    "--duration",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Stop after this many seconds.",
-)
+@duration_option
 @click.option(
     "--linger",
     type=click.FloatRange(min=0),

@@ -20,6 +20,9 @@ labels_option = click.option(
     callback=check_labels,
     help="Label set: fer (7), mer (6), or your own comma-separated list.",
 )
+duration_option = click.option(
+    "--duration", type=PositiveSeconds(), default=None, help="Stop after this many seconds."
+)
 every_option = click.option(
     "--every",
     "every_s",
