@@ -99,7 +99,11 @@ def test_page_shows_the_reason_in_a_real_browser(abstaining, tmp_path):
     with ReadingServer(port=0) as server:
         server.publish(_labelled())
         server.publish(abstaining)
-        proc = dump_dom(server.url, tmp_path)
+        proc = dump_dom(
+            server.url,
+            tmp_path,
+            done=lambda dom: '<div id="count">2</div>' in dom and 'data-emotion="none"' in dom,
+        )
     dom = proc.stdout
     assert 'id="emotion"' in dom, proc.stderr[-2000:]
     assert '<div id="count">2</div>' in dom

@@ -67,7 +67,7 @@ def test_page_shows_the_live_reading_in_a_real_browser(tmp_path):
     with ReadingServer(port=0) as server:
         for i in range(5):
             server.publish(_event(i, "surprise"))
-        proc = dump_dom(server.url, tmp_path)
+        proc = dump_dom(server.url, tmp_path, done=lambda dom: '<div id="count">5</div>' in dom)
     dom = proc.stdout
     assert 'id="emotion"' in dom, proc.stderr[-2000:]
     # The script connected over WebSocket, received the history and rendered it.

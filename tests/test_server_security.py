@@ -189,10 +189,22 @@ def _serve_page(page: bytes) -> http.server.ThreadingHTTPServer:
     return httpd
 
 
+def _probe_text(dom: str) -> str | None:
+    return (
+        dom.split('<div id="out">', 1)[1].split("</div>", 1)[0] if '<div id="out">' in dom else None
+    )
+
+
 def _dump_dom(url: str, profile: Path) -> str:
-    proc = dump_dom(url, profile, budget_ms=2000)
-    assert '<div id="out">' in proc.stdout, proc.stderr[-2000:]
-    return proc.stdout.split('<div id="out">', 1)[1].split("</div>", 1)[0]
+    # Final states: the socket closed, or all three published events arrived.
+    def done(dom):
+        return (text := _probe_text(dom)) is not None and (
+            "closed" in text or text.startswith("got 3")
+        )
+
+    proc = dump_dom(url, profile, budget_ms=2000, done=done)
+    assert _probe_text(proc.stdout) is not None, proc.stderr[-2000:]
+    return _probe_text(proc.stdout)
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} absent (apt chromium)")
