@@ -44,16 +44,16 @@ from emolive.export.sources import fetch  # noqa: E402
 from emolive.runtime.audio.analyzers import ProsodyAnalyzer, TranscriptAnalyzer  # noqa: E402
 from emolive.runtime.audio.asr import AsrConfig, WhisperTranscriber  # noqa: E402
 from emolive.runtime.audio.prosody import measure  # noqa: E402
-from emolive.runtime.audio.sources import (  # noqa: E402
-    FileSourceConfig,
-    SyntheticAudioSource,
-    WavSource,
-)
 from emolive.runtime.audio.stage import AudioStage  # noqa: E402
 from emolive.runtime.audio.vad import FRAME, SileroVad  # noqa: E402
 from emolive.runtime.bundle import Bundle  # noqa: E402
 from emolive.runtime.cpu import cpu_record  # noqa: E402
 from emolive.runtime.media import AUDIO_RATE, SessionClock  # noqa: E402
+from emolive.runtime.sources.audio_files import (  # noqa: E402
+    FileSourceConfig,
+    SyntheticAudioSource,
+    WavSource,
+)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "audio.json"

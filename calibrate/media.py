@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emolive.runtime.media import Frame
-from emolive.runtime.video import IMAGE_SUFFIXES, SourceError, StillImage, VideoFile
+from emolive.runtime.sources.video import IMAGE_SUFFIXES, SourceError, StillImage, VideoFile
 
 CALIBRATION = "calibration"
 EVALUATION = "evaluation"

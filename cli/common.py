@@ -63,7 +63,7 @@ def check_output_path(ctx: click.Context, param: click.Parameter, value: str) ->
     options are parsed, before any model loads (exit code 2 naming the option and path)."""
     if value is None or value == "-":
         return value
-    from emolive.runtime.sinks import SinkError, check_writable
+    from emolive.runtime.sinks.jsonl import SinkError, check_writable
 
     try:
         check_writable(value)

@@ -9,7 +9,6 @@ import click
 
 from emolive.cli.common import check_output_path
 from emolive.cli.session_loop import (
-    CallSink,
     drive,
     duration_option,
     every_option,
@@ -18,21 +17,7 @@ from emolive.cli.session_loop import (
     report,
     session_config,
 )
-
-
-class _OverlaySink:
-    """The overlay window as a sink: draws each event; closing the window stops the session."""
-
-    def __init__(self, overlay, session) -> None:
-        self.overlay, self.session = overlay, session
-
-    def write(self, event: dict) -> None:
-        self.overlay.on_event(event)
-        if not self.overlay.refresh():
-            self.session.stop()
-
-    def close(self) -> None:
-        self.overlay.close()
+from emolive.runtime.sinks import CallSink
 
 
 @click.command("run")
@@ -125,8 +110,9 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
       emo-live run --source 0 --labels "calm,stressed,excited" --show
     """
     from emolive.runtime.session import SessionError
-    from emolive.runtime.sinks import JsonLines, SinkClosed, SinkError
-    from emolive.runtime.terminal import StatusLine
+    from emolive.runtime.sinks import SinkClosed, SinkError
+    from emolive.runtime.sinks.jsonl import JsonLines
+    from emolive.runtime.sinks.terminal import StatusLine
 
     config = session_config(
         bundle=bundle, source=source, labels=labels, every_s=every_s, duration=duration,
@@ -137,17 +123,13 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
     )  # fmt: skip
     overlay = None
     if show:
-        from emolive.runtime.overlay import DisplayError, OverlayWindow
+        from emolive.runtime.sinks.overlay import DisplayError, OverlaySink, OverlayWindow
 
         try:
             overlay = OverlayWindow()
         except DisplayError as e:
             raise click.ClickException(str(e)) from e
-    session = open_session(
-        config,
-        on_frame=overlay.on_frame if overlay else None,
-        cleanup=overlay.close if overlay else None,
-    )
+    session = open_session(config, cleanup=overlay.close if overlay else None)
     try:
         sink = JsonLines(jsonl)
     except SinkError as e:  # the path was checked before the models loaded; it changed since
@@ -159,7 +141,7 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
         status = StatusLine()
         sinks.append(CallSink(status.update, status.close))
     if overlay is not None:
-        sinks.append(_OverlaySink(overlay, session))
+        sinks.append(OverlaySink(overlay, session.latest_frame, session.stop))
     try:
         end = drive(session, sinks)
     except SessionError as e:

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from emolive.cli.session_loop import (
-    CallSink,
     LoopEnd,
     drive,
     duration_option,
@@ -17,6 +16,7 @@ from emolive.cli.session_loop import (
     report,
     session_config,
 )
+from emolive.runtime.sinks import CallSink
 
 
 def _origins(ctx, param, values) -> tuple[str, ...]:

@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import click
 
@@ -31,22 +30,6 @@ every_option = click.option(
     show_default=True,
     help="Seconds between readings when nobody speaks (speech closes them anyway).",
 )
-
-
-class Sink(Protocol):
-    """Where events go: ``write`` is called once per event, in order. A ``SinkError`` it raises
-    ends the loop (the session stops); a ``close`` method, if any, is called at the end."""
-
-    def write(self, event: dict) -> None: ...
-
-
-class CallSink:
-    """A sink from plain callables (a status line's update, a server's publish)."""
-
-    def __init__(self, write: Callable[[dict], None], close: Callable[[], None] | None = None):
-        self.write = write
-        if close is not None:
-            self.close = close
 
 
 def session_config(
@@ -86,15 +69,15 @@ def session_config(
     )
 
 
-def open_session(config, on_frame=None, cleanup: Callable[[], None] | None = None):
+def open_session(config, cleanup: Callable[[], None] | None = None):
     """The ``Session`` for ``config``; a bundle, source or model that cannot be used is a
     ``click.ClickException`` (exit code 1) with its message, after ``cleanup`` ran."""
     from emolive.runtime.bundle import BundleError
     from emolive.runtime.session import Session, SessionError
-    from emolive.runtime.video import SourceError
+    from emolive.runtime.sources.video import SourceError
 
     try:
-        return Session(config, on_frame=on_frame)
+        return Session(config)
     except (BundleError, SourceError, SessionError, RuntimeError, ValueError) as e:
         if cleanup is not None:
             cleanup()
@@ -110,21 +93,21 @@ class LoopEnd:
     failed: Exception | None = None  # a sink could not write (or close): the session stopped
 
 
-def drive(session, sinks: Sequence[Sink]) -> LoopEnd:
+def drive(session, sinks: Sequence) -> LoopEnd:
     """Run ``session`` and hand each event to every sink in turn until it ends. SIGINT and
     SIGTERM stop it cleanly (``graceful_stop``); a second Ctrl-C stops at once. A ``SinkError``
     from a sink ends the loop (which stops the session) and is returned in ``failed``, as is
     the first one from closing the sinks, which happens in every case. ``SinkClosed`` (the
     reader went away) and ``SessionError`` propagate."""
-    from emolive.runtime.sinks import SinkClosed, SinkError
+    from emolive.runtime.sinks import FanOut, SinkClosed, SinkError
 
     end = LoopEnd()
+    out = FanOut(sinks)
     try:
         with session, graceful_stop(session) as signals:
             try:
                 for event in session:
-                    for sink in sinks:
-                        sink.write(event)
+                    out.write(event)
             except KeyboardInterrupt:  # a second Ctrl-C: stop without waiting
                 end.forced = True
             except SinkClosed:
@@ -133,14 +116,10 @@ def drive(session, sinks: Sequence[Sink]) -> LoopEnd:
                 end.failed = e
         end.interrupted = signals["interrupted"]
     finally:
-        for sink in sinks:
-            close = getattr(sink, "close", None)
-            if close is None:
-                continue
-            try:
-                close()
-            except SinkError as e:
-                end.failed = end.failed or e
+        try:
+            out.close()
+        except SinkError as e:
+            end.failed = end.failed or e
     return end
 
 

@@ -63,7 +63,7 @@ def check_whisper(folder: Path, log: Callable[[str], None]) -> dict:
     out: dict = {"files": list(names.ASR_FILES)}
     try:
         from emolive.runtime.audio.asr import WhisperTranscriber
-        from emolive.runtime.audio.errors import AudioDependencyError
+        from emolive.runtime.sources.errors import AudioDependencyError
 
         transcriber = WhisperTranscriber(folder)
     except AudioDependencyError as e:

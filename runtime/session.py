@@ -32,13 +32,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from emolive.runtime.bundle import Bundle
-from emolive.runtime.media import AUDIO_RATE, SessionClock, paced
+from emolive.runtime.media import SessionClock, paced
 from emolive.runtime.names import FER_LABELS
+from emolive.runtime.sources import open_sources
+from emolive.runtime.sources.errors import AudioSourceError
+from emolive.runtime.sources.video import SourceError
 from emolive.runtime.stage import Stage, StageFailure
-from emolive.runtime.video import Camera, SourceError, StillImage, SyntheticVideo, open_video
 from emolive.runtime.vision.analyzer import FaceAnalyzer, VisionConfig
 from emolive.runtime.vision.stage import VisionStage
 from emolive.runtime.windows import (
@@ -49,7 +49,6 @@ from emolive.runtime.windows import (
 )
 
 _DONE = object()
-SYNTHETIC_S = 10.0  # length of `--source synthetic` without --duration
 
 
 class SessionError(RuntimeError):
@@ -75,9 +74,8 @@ class SessionConfig:
 
 
 class Session:
-    def __init__(self, config: SessionConfig, explain=None, on_frame=None) -> None:
-        """``explain``: a reasoning callable (default: the bundle's LLM); ``on_frame``:
-        called with (frame, events) after each analysed frame, e.g. an overlay window."""
+    def __init__(self, config: SessionConfig, explain=None) -> None:
+        """``explain``: a reasoning callable (default: the bundle's LLM)."""
         if not config.video and not config.audio:
             raise SessionError("nothing to run: both video and audio are switched off")
         self.config = config
@@ -95,21 +93,17 @@ class Session:
         self._threads: list[threading.Thread] = []
         self._live_modalities: set[str] = set()
 
-        self.video = None
-        if config.video:
-            self.video = (
-                SyntheticVideo(seconds=config.duration or SYNTHETIC_S)
-                if config.source == "synthetic"
-                else open_video(config.source, self.clock)
-            )
-        live = self.video.live if self.video is not None else self._audio_is_live()
-        self.realtime = live if config.realtime is None else config.realtime
-        audio = config.audio
-        if audio and isinstance(self.video, StillImage) and config.audio_source is None:
-            audio = False  # an image has no audio track
-            self.notes.append("video only: the source is a still image, which has no audio")
-        self._source_done = {"video": not config.video, "audio": not audio}
-        self.audio_source = self._open_audio() if audio else None
+        try:
+            opened = open_sources(
+                config.source, video=config.video, audio=config.audio,
+                audio_source=config.audio_source, duration=config.duration,
+                realtime=config.realtime, clock=self.clock,
+            )  # fmt: skip
+        except AudioSourceError as e:
+            raise SessionError(str(e)) from e
+        self.video, self.audio_source, self.realtime = opened.video, opened.audio, opened.realtime
+        self.notes += opened.notes
+        self._source_done = {"video": self.video is None, "audio": self.audio_source is None}
 
         self.windows = WindowCollector(every_s=config.every_s)
         self.vision = None
@@ -117,7 +111,7 @@ class Session:
             self.vision = VisionStage(
                 [FaceAnalyzer(self.bundle, config.vision) for _ in range(config.vision.workers)],
                 every=config.every,
-                on_frame=on_frame, keep_latest=True, on_failure=self._on_failure,
+                keep_latest=True, on_failure=self._on_failure,
             )  # fmt: skip
             self.vision.connect(self._on_expression)
             self._live_modalities.add("video")
@@ -143,44 +137,6 @@ class Session:
         self.reasoning.connect(self._out.put)
 
     # -- construction helpers -------------------------------------------------------------------
-    def _audio_is_live(self) -> bool:
-        spec = self.config.audio_source or self.config.source
-        return spec == "mic" or spec.startswith("mic:")
-
-    def _open_audio(self):
-        from emolive.runtime.audio.errors import AudioSourceError
-        from emolive.runtime.audio.sources import FileSourceConfig, open_audio_file
-
-        spec = self.config.audio_source
-        if spec is None and self.config.source == "synthetic":
-            from emolive.runtime.audio.sources import SyntheticAudioSource
-
-            seconds = self.config.duration or SYNTHETIC_S
-            # Paced like a file: unpaced, it filled the audio queue at once and lost most chunks.
-            return SyntheticAudioSource(
-                np.zeros(int(seconds * AUDIO_RATE), np.float32),
-                config=FileSourceConfig(realtime=self.realtime),
-                clock=self.clock,
-            )
-        if spec is None and isinstance(self.video, Camera):
-            spec = "mic"
-        if spec is None and self.video is None:
-            spec = self.config.source
-        if spec is None:
-            spec = str(getattr(self.video, "path", ""))
-        try:
-            if spec == "mic" or spec.startswith("mic:"):
-                from emolive.runtime.audio.microphone import Microphone
-
-                device = spec.split(":", 1)[1] if ":" in spec else None
-                return Microphone(
-                    device=int(device) if device and device.isdigit() else device, clock=self.clock
-                )
-            # A file replayed in real time is paced on the session clock, like the video.
-            return open_audio_file(spec, FileSourceConfig(realtime=self.realtime), clock=self.clock)
-        except AudioSourceError as e:
-            raise SessionError(f"{e} (or run video-only: --no-audio)") from e
-
     def _horizon(self) -> float:
         if self.audio is None or self._source_done["audio"]:
             return float("inf")
@@ -390,6 +346,11 @@ class Session:
         if self.vision is not None and not self._source_done["video"]:
             return vision_t  # files: vision is the slower stream; windows follow it
         return max(vision_t, self.audio.processed_t if self.audio is not None else 0.0)
+
+    def latest_frame(self):
+        """The last analysed frame and its expression events (None before the first, or
+        without video): for a viewer, which draws it on its own thread."""
+        return self.vision.latest if self.vision is not None else None
 
     # -- events -----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict]:

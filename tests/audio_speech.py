@@ -28,7 +28,7 @@ def need_espeak() -> str:
 
 def speak(text: str, words_per_minute: int = 160, pitch: int = 50) -> np.ndarray:
     """16 kHz mono float32 speech of ``text``."""
-    from emolive.runtime.audio.sources import WavSource
+    from emolive.runtime.sources.audio_files import WavSource
 
     exe = need_espeak()
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,10 +9,10 @@ from emolive.export.audio import add_audio_models, check_vad
 from emolive.export.bundle import BundleWriter
 from emolive.export.checks import ExportCheckError
 from emolive.runtime import names
-from emolive.runtime.audio.sources import SyntheticAudioSource
 from emolive.runtime.audio.stage import AudioStage
 from emolive.runtime.bundle import Bundle, BundleError
 from emolive.runtime.media import AUDIO_RATE
+from emolive.runtime.sources.audio_files import SyntheticAudioSource
 from tests.audio_speech import SENTENCES, speak, word_error_rate
 from tests.helpers import tiny_onnx
 

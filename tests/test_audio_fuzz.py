@@ -12,12 +12,12 @@ import pytest
 
 from emolive.runtime.audio.analyzers import ProsodyAnalyzer
 from emolive.runtime.audio.prosody import PitchTrack, _cycles, measure
-from emolive.runtime.audio.resample import resample
-from emolive.runtime.audio.sources import FileSourceConfig, SyntheticAudioSource, WavSource
 from emolive.runtime.audio.stage import AudioStage
 from emolive.runtime.audio.vad import SileroVad
-from emolive.runtime.audio.wav import write_wav
 from emolive.runtime.media import AUDIO_RATE
+from emolive.runtime.sources.audio_files import FileSourceConfig, SyntheticAudioSource, WavSource
+from emolive.runtime.sources.resample import resample
+from emolive.runtime.sources.wav import write_wav
 from tests.audio_speech import SENTENCES, speak, vad_path
 
 RATES = [8000, 11025, 16000, 22050, 44100, 48000, 96000]

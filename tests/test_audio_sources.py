@@ -9,23 +9,23 @@ import cv2
 import numpy as np
 import pytest
 
-from emolive.runtime.audio.errors import AudioDeviceError, AudioSourceError, NoAudioTrack
-from emolive.runtime.audio.microphone import (
-    CaptureBuffer,
-    InputDevice,
-    choose_device,
-    list_input_devices,
-)
-from emolive.runtime.audio.resample import Resampler, resample, to_mono
-from emolive.runtime.audio.sources import (
+from emolive.runtime.media import AUDIO_RATE
+from emolive.runtime.sources.audio_files import (
     FileSourceConfig,
     MediaAudioSource,
     SyntheticAudioSource,
     WavSource,
     open_audio_file,
 )
-from emolive.runtime.audio.wav import read_wav_info, write_wav
-from emolive.runtime.media import AUDIO_RATE
+from emolive.runtime.sources.errors import AudioDeviceError, AudioSourceError, NoAudioTrack
+from emolive.runtime.sources.microphone import (
+    CaptureBuffer,
+    InputDevice,
+    choose_device,
+    list_input_devices,
+)
+from emolive.runtime.sources.resample import Resampler, resample, to_mono
+from emolive.runtime.sources.wav import read_wav_info, write_wav
 
 
 def sine(freq: float, rate: int, seconds: float = 1.0, amp: float = 0.5) -> np.ndarray:
@@ -199,7 +199,7 @@ def test_real_portaudio_device_listing():
     devices = list_input_devices()
     if devices:
         pytest.skip(f"this machine has a microphone: {devices[0]}")
-    from emolive.runtime.audio.microphone import MicrophoneConfig, MicrophoneSource
+    from emolive.runtime.sources.microphone import MicrophoneConfig, MicrophoneSource
 
     with pytest.raises(AudioDeviceError, match="no audio input device found"):
         MicrophoneSource(MicrophoneConfig(device="USB"))
@@ -259,7 +259,7 @@ def test_capture_reader_in_its_own_thread_stops():
 
 def test_keyword_microphone_without_a_device_is_a_clear_error():
     pytest.importorskip("pyaudio")
-    from emolive.runtime.audio.microphone import Microphone
+    from emolive.runtime.sources.microphone import Microphone
 
     if list_input_devices():
         pytest.skip("this machine has a microphone")

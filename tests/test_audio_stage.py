@@ -13,12 +13,12 @@ from emolive.runtime.audio.analyzers import (
     TranscriptAnalyzer,
 )
 from emolive.runtime.audio.asr import WhisperTranscriber
-from emolive.runtime.audio.sources import FileSourceConfig, SyntheticAudioSource, WavSource
 from emolive.runtime.audio.stage import AudioStage, AudioStageConfig
 from emolive.runtime.audio.vad import SileroVad
-from emolive.runtime.audio.wav import write_wav
 from emolive.runtime.backends.ort import OrtGraph
 from emolive.runtime.media import AUDIO_RATE, AudioChunk
+from emolive.runtime.sources.audio_files import FileSourceConfig, SyntheticAudioSource, WavSource
+from emolive.runtime.sources.wav import write_wav
 from tests.audio_speech import SENTENCES, speak, vad_path, whisper_dir, word_error_rate
 
 pytest.importorskip("faster_whisper", reason="needs emo-live[audio]")
@@ -138,7 +138,7 @@ def test_a_gap_in_time_closes_the_open_utterance(talk):
 
 
 def test_48k_stereo_file_through_the_stage(tmp_path, transcriber):
-    from emolive.runtime.audio.resample import resample
+    from emolive.runtime.sources.resample import resample
 
     speech = resample(speak(SENTENCES[2]), AUDIO_RATE, 48_000)
     pad = np.zeros(24_000, np.float32)

@@ -1,5 +1,6 @@
-"""Capture knows no inference: importing a capture module (microphone, audio files, wav reading,
-resampling, media, video) loads no ONNX Runtime, VAD, speech to text or audio stage. Each check
+"""Capture knows no inference: importing a source (``emolive.runtime.sources``: microphone, audio
+files, wav reading, resampling, video) or the media types loads no ONNX Runtime, VAD, speech
+to text or audio stage; the audio stage package itself loads them only when a name is used. Each check
 runs in a fresh interpreter, since this one has long since imported everything."""
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import pytest
 
 CAPTURE = (
     "emolive.runtime.audio",
-    "emolive.runtime.audio.microphone",
-    "emolive.runtime.audio.sources",
-    "emolive.runtime.audio.wav",
-    "emolive.runtime.audio.resample",
-    "emolive.runtime.audio.errors",
+    "emolive.runtime.sources",
+    "emolive.runtime.sources.microphone",
+    "emolive.runtime.sources.audio_files",
+    "emolive.runtime.sources.wav",
+    "emolive.runtime.sources.resample",
+    "emolive.runtime.sources.errors",
     "emolive.runtime.media",
-    "emolive.runtime.video",
+    "emolive.runtime.sources.video",
 )
 HEAVY = (
     "onnxruntime",
@@ -68,13 +70,12 @@ def test_every_exported_name_still_imports():
 
 
 def test_lazy_names_are_the_defining_modules_objects():
-    from emolive.runtime.audio import AudioStage, MicrophoneSource, SileroVad, open_audio_file
-    from emolive.runtime.audio.microphone import MicrophoneSource as mic
-    from emolive.runtime.audio.sources import open_audio_file as opener
+    from emolive.runtime.audio import AudioStage, SileroVad, WhisperTranscriber
+    from emolive.runtime.audio.asr import WhisperTranscriber as asr
     from emolive.runtime.audio.stage import AudioStage as stage
     from emolive.runtime.audio.vad import SileroVad as vad
 
-    assert (AudioStage, MicrophoneSource, SileroVad, open_audio_file) == (stage, mic, vad, opener)
+    assert (AudioStage, SileroVad, WhisperTranscriber) == (stage, vad, asr)
 
 
 def test_unknown_name_is_an_attribute_error():

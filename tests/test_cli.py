@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from emolive.cli.common import parse_labels
 from emolive.cli.main import main
 from emolive.runtime.names import FER_LABELS, MER_LABELS
-from emolive.runtime.overlay import draw
-from emolive.runtime.terminal import StatusLine
+from emolive.runtime.sinks.overlay import draw
+from emolive.runtime.sinks.terminal import StatusLine
 
 COMMANDS = ["run", "serve", "export", "calibrate", "doctor", "reason", "bench", "models"]
 

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from emolive.cli.main import main
-from emolive.runtime.sinks import JsonLines, SinkError, check_writable
+from emolive.runtime.sinks.jsonl import JsonLines, SinkError, check_writable
 
 HAS_DEV_FULL = Path("/dev/full").exists()
 
@@ -118,7 +118,7 @@ def _limit_file_size(limit: int):
 SINK_SCRIPT = textwrap.dedent(
     """
     import os, sys
-    from emolive.runtime.sinks import JsonLines, SinkError
+    from emolive.runtime.sinks.jsonl import JsonLines, SinkError
 
     probe = sys.argv[2] + ".probe"
     fd = os.open(probe, os.O_WRONLY | os.O_CREAT)

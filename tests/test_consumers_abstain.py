@@ -11,11 +11,11 @@ import pytest
 
 from emolive.cli.show import describe
 from emolive.cli.show import main as show_main
-from emolive.runtime import overlay
 from emolive.runtime.fusion import reading_event
 from emolive.runtime.names import FER_LABELS
 from emolive.runtime.readings import validate
-from emolive.runtime.terminal import StatusLine
+from emolive.runtime.sinks import overlay
+from emolive.runtime.sinks.terminal import StatusLine
 from tests.helpers import browser, dump_dom
 
 REASON = "no face, no speech in this window"

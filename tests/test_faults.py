@@ -6,8 +6,8 @@ import cv2
 import pytest
 
 from emolive.runtime import Session, SessionConfig
-from emolive.runtime.sinks import JsonLines, SinkError
-from emolive.runtime.video import Frame, SourceError
+from emolive.runtime.sinks.jsonl import JsonLines, SinkError
+from emolive.runtime.sources.video import Frame, SourceError
 from emolive.runtime.windows import ReasoningStage, Window
 
 

@@ -14,8 +14,8 @@ PACKAGES = {"export": "emolive.export", "calibrate": "emolive.calibrate",
             "runtime": "emolive.runtime", "cli": "emolive.cli"}  # fmt: skip
 STAGES = ("emolive.runtime.vision", "emolive.runtime.audio", "emolive.runtime.reasoning",
           "emolive.runtime.llm")  # fmt: skip
-SINKS = ("emolive.runtime.sinks", "emolive.runtime.server", "emolive.runtime.terminal",
-         "emolive.runtime.overlay")  # fmt: skip
+SINKS = ("emolive.runtime.sinks.jsonl", "emolive.runtime.server", "emolive.runtime.sinks.terminal",
+         "emolive.runtime.sinks.overlay")  # fmt: skip
 TORCH = ("torch", "transformers", "optimum")
 
 # (who, what it must never import, why)

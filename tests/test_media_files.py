@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from emolive.runtime.audio.errors import AudioSourceError
-from emolive.runtime.audio.sources import MediaAudioSource, WavSource, open_audio_file
-from emolive.runtime.audio.wav import write_wav
 from emolive.runtime.media import file_damage
-from emolive.runtime.video import SourceError, VideoFile, open_video
+from emolive.runtime.sources.audio_files import MediaAudioSource, WavSource, open_audio_file
+from emolive.runtime.sources.errors import AudioSourceError
+from emolive.runtime.sources.video import SourceError, VideoFile, open_video
+from emolive.runtime.sources.wav import write_wav
 
 av = pytest.importorskip("av", reason="writing test media needs PyAV (emo-live[audio])")
 

@@ -12,7 +12,7 @@ from emolive.runtime.bundle import Bundle
 from emolive.runtime.media import Frame
 from emolive.runtime.readings import validate
 from emolive.runtime.session import Session, SessionConfig, SessionError
-from emolive.runtime.video import FrameError, SourceError, SyntheticVideo
+from emolive.runtime.sources.video import FrameError, SourceError, SyntheticVideo
 from emolive.runtime.vision.analyzer import FaceAnalyzer, VisionConfig
 
 

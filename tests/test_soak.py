@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from emolive.runtime import Session, SessionConfig
-from emolive.runtime.audio.sources import SyntheticAudioSource
 from emolive.runtime.media import AUDIO_RATE
-from emolive.runtime.video import SyntheticVideo
+from emolive.runtime.sources.audio_files import SyntheticAudioSource
+from emolive.runtime.sources.video import SyntheticVideo
 
 MINUTES = 10
 

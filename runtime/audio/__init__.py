@@ -1,4 +1,4 @@
-"""The audio stage: sources -> Silero VAD -> utterances -> prosody clues + transcript.
+"""The audio stage: audio chunks -> Silero VAD -> utterances -> prosody clues + transcript.
 
 Live use::
 
@@ -10,13 +10,12 @@ Live use::
         for chunk in mic:                # AudioChunk, 16 kHz mono, session-clock time
             stage.put(chunk)
 
-Optional packages (the ``audio`` extra): PyAudio for the microphone, faster-whisper (with
-CTranslate2 and PyAV) for speech to text and media files. Each is imported where it is used,
-with an error that says what to install.
+Capture (microphone, audio files, WAV, resampling) lives in ``emolive.runtime.sources``, which
+knows no inference. Optional packages (the ``audio`` extra): faster-whisper (with CTranslate2)
+for speech to text, imported where it is used, with an error that says what to install.
 
-The names below are re-exported lazily (PEP 562): importing this package, or a capture module
-under it (``microphone``, ``sources``, ``wav``, ``resample``, ``errors``), loads no VAD, ASR,
-audio stage or ONNX Runtime. Each name's module is imported on first access.
+The names below are re-exported lazily (PEP 562): importing this package loads no VAD, ASR,
+audio stage or ONNX Runtime until a name is used.
 """
 
 from __future__ import annotations
@@ -33,27 +32,7 @@ if TYPE_CHECKING:
     )
     from emolive.runtime.audio.asr import AsrConfig, Transcript, WhisperTranscriber
     from emolive.runtime.audio.clues import ProsodyClues, ProsodyDescriber, SpeakerBaseline
-    from emolive.runtime.audio.errors import (
-        AudioDependencyError,
-        AudioDeviceError,
-        AudioSourceError,
-        NoAudioTrack,
-    )
-    from emolive.runtime.audio.microphone import (
-        InputDevice,
-        Microphone,
-        MicrophoneConfig,
-        MicrophoneSource,
-        list_input_devices,
-    )
     from emolive.runtime.audio.prosody import ProsodyConfig, ProsodyMeasures, measure
-    from emolive.runtime.audio.sources import (
-        FileSourceConfig,
-        MediaAudioSource,
-        SyntheticAudioSource,
-        WavSource,
-        open_audio_file,
-    )
     from emolive.runtime.audio.stage import AudioStage, AudioStageConfig, Utterance
     from emolive.runtime.audio.utterances import SegmenterConfig, SpeechSegment
     from emolive.runtime.audio.vad import SileroVad
@@ -70,23 +49,9 @@ _WHERE = {
     "ProsodyClues": "clues",
     "ProsodyDescriber": "clues",
     "SpeakerBaseline": "clues",
-    "AudioDependencyError": "errors",
-    "AudioDeviceError": "errors",
-    "AudioSourceError": "errors",
-    "NoAudioTrack": "errors",
-    "InputDevice": "microphone",
-    "Microphone": "microphone",
-    "MicrophoneConfig": "microphone",
-    "MicrophoneSource": "microphone",
-    "list_input_devices": "microphone",
     "ProsodyConfig": "prosody",
     "ProsodyMeasures": "prosody",
     "measure": "prosody",
-    "FileSourceConfig": "sources",
-    "MediaAudioSource": "sources",
-    "SyntheticAudioSource": "sources",
-    "WavSource": "sources",
-    "open_audio_file": "sources",
     "AudioStage": "stage",
     "AudioStageConfig": "stage",
     "Utterance": "stage",
@@ -97,19 +62,9 @@ _WHERE = {
 
 __all__ = [
     "AsrConfig",
-    "AudioDependencyError",
-    "AudioDeviceError",
     "AudioEmbeddingAnalyzer",
-    "AudioSourceError",
     "AudioStage",
     "AudioStageConfig",
-    "FileSourceConfig",
-    "InputDevice",
-    "Microphone",
-    "MicrophoneConfig",
-    "MicrophoneSource",
-    "MediaAudioSource",
-    "NoAudioTrack",
     "ProsodyAnalyzer",
     "ProsodyClues",
     "ProsodyConfig",
@@ -119,16 +74,12 @@ __all__ = [
     "SileroVad",
     "SpeakerBaseline",
     "SpeechSegment",
-    "SyntheticAudioSource",
     "Transcript",
     "TranscriptAnalyzer",
     "Utterance",
     "UtteranceAnalyzer",
-    "WavSource",
     "WhisperTranscriber",
-    "list_input_devices",
     "measure",
-    "open_audio_file",
 ]
 
 

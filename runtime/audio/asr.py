@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from emolive.runtime import names
-from emolive.runtime.audio.errors import AudioDependencyError, missing_audio_extra
 from emolive.runtime.media import AUDIO_RATE
+from emolive.runtime.sources.errors import AudioDependencyError, missing_audio_extra
 
 WHISPER_MAX_S = 30.0  # the encoder's positional embeddings cover 30 s (1500 x 20 ms)
 _FRAMES_PER_S = 100  # mel frames per second

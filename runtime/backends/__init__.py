@@ -8,6 +8,8 @@ with a message that says what to install.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +19,24 @@ BACKENDS = {
     "ort": "emolive.runtime.backends.ort",
     "trt": "emolive.runtime.backends.trt",
 }
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how a session's graphs run: one config for every graph of the bundle.
+
+    ``backend``: "ort" (ONNX Runtime) or "trt" (native TensorRT engines). ``device``: "cpu",
+    "cuda" or "tensorrt". ``precision``: graph name -> the precision to load (e.g.
+    {"expression": "fp32"}); a graph not named gets the variant the bundle prefers for the
+    device. ``threads``: intra-op threads per graph (None: the stage's own default)."""
+
+    backend: str = "ort"
+    device: str = "cpu"
+    precision: Mapping[str, str] = field(default_factory=dict)
+    threads: int | None = None
+
+    def precision_for(self, graph: str) -> str | None:
+        return self.precision.get(graph)
 
 
 class GraphRunner(Protocol):

@@ -15,7 +15,7 @@ from emolive.runtime.media import Frame
 from emolive.runtime.names import EXPRESSION, FACE_DETECTOR, FACE_LANDMARKS, FER_LABELS
 from emolive.runtime.parity import load_checked
 from emolive.runtime.readings import expression_event
-from emolive.runtime.video import check_frame
+from emolive.runtime.sources.video import check_frame
 from emolive.runtime.vision.clues import measure, visual_clues
 from emolive.runtime.vision.detector import FaceDetector
 from emolive.runtime.vision.expression import ExpressionClassifier

@@ -15,7 +15,7 @@ import numpy as np
 
 from emolive.runtime.backends import require_tensors
 from emolive.runtime.names import FACE_DETECTOR_BOXES, FACE_DETECTOR_INPUT, FACE_DETECTOR_SCORES
-from emolive.runtime.video import check_frame
+from emolive.runtime.sources.video import check_frame
 
 INPUT_SIZE = 128
 # MediaPipe face_detection_short_range: SsdAnchorsCalculator options. Layers with the same

@@ -20,7 +20,7 @@ from emolive.runtime.names import (
     FACE_LANDMARKS_POINTS,
     FACE_LANDMARKS_PRESENCE,
 )
-from emolive.runtime.video import check_frame
+from emolive.runtime.sources.video import check_frame
 from emolive.runtime.vision.detector import FaceBox
 
 INPUT_SIZE = 192

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from emolive.runtime.media import Frame
+from emolive.runtime.sources.video import FrameError
 from emolive.runtime.stage import Stage
-from emolive.runtime.video import FrameError
 from emolive.runtime.vision.analyzer import FaceAnalyzer, FrameObservation
 
 
@@ -24,7 +24,6 @@ class VisionStage(Stage):
         self,
         analyzers: FaceAnalyzer | Sequence[FaceAnalyzer],
         every: int = 1,
-        on_frame=None,
         **stage_options,
     ) -> None:
         stage_options.setdefault("keep_latest", True)
@@ -40,7 +39,9 @@ class VisionStage(Stage):
         self.last_rejection: str | None = None
         self.frames_with_faces = 0
         self.last_t = 0.0  # media time of the last frame analysed (the session's progress)
-        self.on_frame = on_frame  # (frame, events) after each analysed frame, e.g. an overlay
+        # The last analysed frame and its events, for a viewer on another thread (the overlay
+        # draws it from the main thread: nothing of a viewer runs on the vision thread).
+        self.latest: tuple[Frame, list[dict]] | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight: deque[tuple[Frame, Future]] = deque()
         self._turn = 0
@@ -61,8 +62,7 @@ class VisionStage(Stage):
             self.last_rejection = f"frame {frame.index}: {obs}"
             return []
         events = self.analyzer.events(obs)
-        if self.on_frame is not None:
-            self.on_frame(frame, events)
+        self.latest = (frame, events)  # one reference swap: readers see a whole pair
         if events:
             self.frames_with_faces += 1
         return events

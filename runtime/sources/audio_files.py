@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emolive.runtime.audio.errors import AudioSourceError, NoAudioTrack, missing_audio_extra
-from emolive.runtime.audio.resample import Resampler, to_mono
-from emolive.runtime.audio.wav import iter_wav_blocks, read_wav_info
 from emolive.runtime.media import AUDIO_RATE, AudioChunk, SessionClock, file_damage, paced
+from emolive.runtime.sources.errors import AudioSourceError, NoAudioTrack, missing_audio_extra
+from emolive.runtime.sources.resample import Resampler, to_mono
+from emolive.runtime.sources.wav import iter_wav_blocks, read_wav_info
 
 WAV_SUFFIXES = (".wav", ".wave")
 

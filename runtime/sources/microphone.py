@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emolive.runtime.audio.errors import AudioDeviceError, missing_audio_extra
-from emolive.runtime.audio.resample import Resampler
 from emolive.runtime.media import AUDIO_RATE, AudioChunk, SessionClock
+from emolive.runtime.sources.errors import AudioDeviceError, missing_audio_extra
+from emolive.runtime.sources.resample import Resampler
 
 _REANCHOR_S = 0.05
 

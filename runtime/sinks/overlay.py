@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -57,12 +57,10 @@ def _ascii(text: str) -> str:
 
 
 class OverlayWindow:
-    """Keeps the latest analysed frame (from the vision thread) and shows it (main thread)."""
+    """Shows frames with their faces and the latest reading; call from the main thread only."""
 
     def __init__(self, title: str = "emo-live") -> None:
         self.title = title
-        self._lock = threading.Lock()
-        self._latest: tuple[Frame, list[dict]] | None = None
         self.reading: dict | None = None
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
@@ -72,18 +70,13 @@ class OverlayWindow:
                 "and a display; use `emo-live serve` for a browser view instead"
             ) from e
 
-    def on_frame(self, frame: Frame, events: list[dict]) -> None:
-        with self._lock:
-            self._latest = (frame, events)
-
     def on_event(self, event: dict) -> None:
         if event["type"] == "reading":
             self.reading = event
 
-    def refresh(self) -> bool:
-        """Show the latest frame; False when the user closed the window or pressed q/Esc."""
-        with self._lock:
-            latest = self._latest
+    def refresh(self, latest: tuple[Frame, list[dict]] | None) -> bool:
+        """Show ``latest`` (a frame and its expression events); False when the user closed the
+        window or pressed q/Esc."""
         if latest is not None:
             cv2.imshow(self.title, draw(latest[0].image, latest[1], self.reading))
         key = cv2.waitKey(1) & 0xFF
@@ -91,3 +84,25 @@ class OverlayWindow:
 
     def close(self) -> None:
         cv2.destroyWindow(self.title)
+
+
+class OverlaySink:
+    """The overlay window as a sink: at each event it draws the latest analysed frame
+    (``latest_frame()``) on the thread that drives the sinks; closing the window calls
+    ``stop``."""
+
+    def __init__(
+        self,
+        window: OverlayWindow,
+        latest_frame: Callable[[], tuple[Frame, list[dict]] | None],
+        stop: Callable[[], None],
+    ) -> None:
+        self.window, self.latest_frame, self.stop = window, latest_frame, stop
+
+    def write(self, event: dict) -> None:
+        self.window.on_event(event)
+        if not self.window.refresh(self.latest_frame()):
+            self.stop()
+
+    def close(self) -> None:
+        self.window.close()

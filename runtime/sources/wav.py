@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emolive.runtime.audio.errors import AudioSourceError
 from emolive.runtime.media import file_damage
+from emolive.runtime.sources.errors import AudioSourceError
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 

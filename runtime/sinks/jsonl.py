@@ -16,14 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from emolive.runtime.readings import dumps
-
-
-class SinkError(RuntimeError):
-    """A sink could not write; the message names the file and the cause."""
-
-
-class SinkClosed(SinkError):
-    """The reader closed the pipe; not an error for the user."""
+from emolive.runtime.sinks import SinkClosed, SinkError
 
 
 def _why(e: OSError) -> str:
