@@ -92,15 +92,30 @@ class GraphEntry:
     attrs: dict
 
     def variant(self, precision: str | None = None, device: str = "cpu") -> GraphVariant:
-        """The variant asked for, or the one the bundle measured best for ``device``."""
+        """The variant asked for, or the one the bundle measured best for ``device``: its
+        ``prefer`` entry, else on a GPU an fp16 variant meant for it (GPUs run fp16 natively;
+        int8 Q/DQ suits TensorRT, not the CUDA provider), else fp32."""
         if precision is None:
-            precision = self.prefer.get(device) or ("fp32" if "fp32" in self.variants else None)
-            precision = precision or next(iter(self.variants))
+            precision = self.prefer.get(device)
+            if precision is None and device != "cpu" and self._runs_on("fp16", device):
+                precision = "fp16"
+            precision = precision or ("fp32" if "fp32" in self.variants else None)
+            usable = [p for p in self.variants if self._runs_on(p, device)]
+            precision = precision or next(iter(usable or self.variants))
         if precision not in self.variants:
             raise KeyError(
                 f"graph {self.name!r} has no {precision} variant; it has {sorted(self.variants)}"
             )
         return self.variants[precision]
+
+    def _runs_on(self, precision: str, device: str) -> bool:
+        """Whether the bundle has ``precision`` and does not restrict it to other devices
+        (a variant's optional ``devices``: the devices it is meant for)."""
+        variant = self.variants.get(precision)
+        if variant is None:
+            return False
+        devices = variant.info.get("devices")
+        return not devices or device in devices
 
 
 class Bundle:

@@ -7,6 +7,12 @@ it may stray anywhere (``probe_tolerance``). Loaded on the same CPU class, a var
 trusted as measured. On another class the runtime runs the probe; if the variant strays past
 its tolerance (saturating int8 kernels make errors several times the measured rounding noise)
 the caller falls back to fp32 and says so.
+
+On a GPU (device "cuda" or "tensorrt") kernels differ from the CPU's whatever the precision,
+so every variant with a tolerance (a device variant, e.g. an fp16 LLM for CUDA, records one
+per device under ``devices.<device>``; fp32 gets the floor) is checked there, once per file
+and device, and one that disagrees falls back: to fp32 on the device, then fp32 on the CPU,
+with a note that reaches the readings.
 """
 
 from __future__ import annotations
@@ -122,20 +128,66 @@ def check_variant(
     )
 
 
+def device_tolerance(info: dict, precision: str, device: str) -> float | None:
+    """The most a variant may stray from fp32 on ``device``: what export recorded for that
+    device, else the variant's own tolerance, else (fp32) the floor; None: unknown."""
+    recorded = (info.get("devices") or {}).get(device) or {}
+    for tolerance in (recorded.get("probe_tolerance"), info.get("probe_tolerance")):
+        if isinstance(tolerance, int | float) and not isinstance(tolerance, bool):
+            return float(tolerance)
+    return tolerance_for(0.0) if precision == "fp32" else None
+
+
+# (file, sha256, device) -> the gate's result: a probe runs once per file and device.
+_DEVICE_GATES: dict[tuple[str, str, str], GateResult] = {}
+
+
+def check_on_device(
+    variant: GraphVariant, probe_path: Path | None, run: Callable[[dict], dict], device: str
+) -> GateResult:
+    """Gate ``variant`` (run by ``run`` on a non-CPU ``device``) against the graph's probe."""
+    key = (str(variant.path), variant.sha256, device)
+    if key in _DEVICE_GATES:
+        return _DEVICE_GATES[key]
+    what = f"{variant.graph} {variant.precision} on {device}"
+    tolerance = device_tolerance(variant.info, variant.precision, device)
+    if probe_path is None or tolerance is None:
+        gate = GateResult(
+            passed=True,
+            checked=False,
+            note=None
+            if variant.precision == "fp32"
+            else f"{what}: not checked (the bundle has no probe or tolerance for it)",
+        )
+    else:
+        probe = Probe.load(probe_path)
+        dev = deviation(run(probe.inputs), probe.reference)
+        note = None
+        if dev > tolerance:
+            note = f"{what}: strays {dev:.3g} from fp32 (tolerance {tolerance:.3g}); refused"
+        gate = GateResult(passed=dev <= tolerance, checked=True, deviation=dev, note=note)
+    _DEVICE_GATES[key] = gate
+    return gate
+
+
 def load_checked(
     bundle: Bundle,
     graph: str,
     variant: GraphVariant,
-    load: Callable[[GraphVariant], Loaded],
+    load: Callable[[GraphVariant, str], Loaded],
     probe_run: Callable[[Loaded], Callable[[dict], dict]],
     cpu: CpuInfo | None,
+    device: str = "cpu",
 ) -> tuple[Loaded, GraphVariant, str | None]:
-    """``load(variant)``, gated: a reduced variant is checked on ``cpu`` (None: not run by
-    the CPU, nothing to check) against the graph's probe, run by ``probe_run(loaded)``, and
-    replaced by the graph's fp32 variant if it strays. Returns what was loaded, its variant,
-    and the gate's note (None when there is nothing to say)."""
-    loaded = load(variant)
+    """``load(variant, device)``, gated. On the CPU (``cpu``: its class; None: nothing to
+    check) a reduced variant is checked against the graph's probe, run by
+    ``probe_run(loaded)``, and replaced by the graph's fp32 variant if it strays. On another
+    device the variant, then fp32, is checked there, and fp32 on the CPU is the last resort.
+    Returns what was loaded, its variant, and the gate's note (None: nothing to say)."""
     entry = bundle.graph(graph)
+    if device != "cpu":
+        return _load_on_device(bundle, graph, variant, load, probe_run, device)
+    loaded = load(variant, "cpu")
     if cpu is None or variant.precision == "fp32" or "fp32" not in entry.variants:
         return loaded, variant, None
     gate = check_variant(
@@ -144,4 +196,24 @@ def load_checked(
     if gate.passed:
         return loaded, variant, gate.note
     fp32 = entry.variant("fp32")
-    return load(fp32), fp32, gate.note
+    return load(fp32, "cpu"), fp32, gate.note
+
+
+def _load_on_device(bundle, graph, variant, load, probe_run, device):
+    entry = bundle.graph(graph)
+    probe = bundle.probe(graph)
+    fp32 = entry.variants.get("fp32")
+    candidates = [variant] + ([fp32] if fp32 is not None and fp32 is not variant else [])
+    notes: list[str] = []
+    for candidate in candidates:
+        loaded = load(candidate, device)
+        gate = check_on_device(candidate, probe, probe_run(loaded), device)
+        if gate.note:
+            notes.append(gate.note)
+        if gate.passed:
+            if candidate is not variant:
+                notes.append(f"{graph}: fell back to {candidate.precision} on {device}")
+            return loaded, candidate, "; ".join(notes) or None
+    last = fp32 or variant
+    notes.append(f"{graph}: fell back to {last.precision} on the CPU")
+    return load(last, "cpu"), last, "; ".join(notes)

@@ -91,9 +91,14 @@ def split_for_asr(samples: np.ndarray, max_s: float) -> list[np.ndarray]:
 class WhisperTranscriber:
     """Loads once; ``transcribe(samples)`` or ``transcribe_batch([samples, ...])``."""
 
-    def __init__(self, model_dir: Path | str, config: AsrConfig = AsrConfig()) -> None:
+    def __init__(
+        self, model_dir: Path | str, config: AsrConfig = AsrConfig(), device: str = "cpu"
+    ) -> None:
+        """``device``: the session's ("cpu", "cuda" or "tensorrt"); CTranslate2 runs on
+        "cuda" for both GPU devices (it has no TensorRT path)."""
         self.model_dir = Path(model_dir)
         self.config = config
+        self.device = "cuda" if device in ("cuda", "tensorrt") else "cpu"
         missing = [f for f in names.ASR_FILES if not (self.model_dir / f).is_file()]
         if missing:
             raise FileNotFoundError(f"{self.model_dir}: Whisper model folder lacks {missing}")
@@ -108,7 +113,7 @@ class WhisperTranscriber:
         try:
             self.model = WhisperModel(
                 str(self.model_dir),
-                device="cpu",
+                device=self.device,
                 compute_type=config.compute_type,
                 cpu_threads=config.threads,
                 local_files_only=True,
@@ -123,10 +128,23 @@ class WhisperTranscriber:
         self.suppress = list(get_suppressed_tokens(self.tokenizer, [-1]))
         self.features = m.feature_extractor
         self._ct2 = __import__("ctranslate2")
+        self.backend_info = {
+            "asr": {
+                "backend": "ctranslate2",
+                "route": f"ctranslate2-{self.device}",
+                "device": self.device,
+                "precision": config.compute_type,
+                "providers": [],
+            }
+        }
 
     @classmethod
-    def from_bundle(cls, bundle, config: AsrConfig = AsrConfig()) -> WhisperTranscriber:
-        return cls(bundle.file(f"{names.ASR_DIR}/model.bin").parent, config)
+    def from_bundle(
+        cls, bundle, config: AsrConfig = AsrConfig(), runtime=None
+    ) -> WhisperTranscriber:
+        """``runtime``: the session's ``RuntimeConfig`` (None: the CPU)."""
+        device = runtime.device if runtime is not None else "cpu"
+        return cls(bundle.file(f"{names.ASR_DIR}/model.bin").parent, config, device)
 
     def window_frames(self, seconds: float) -> int:
         if self.config.window == "full":

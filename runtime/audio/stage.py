@@ -184,14 +184,24 @@ class AudioStage(Stage):
         with_asr: bool = True,
         prosody: ProsodyConfig | None = None,
         extra: Sequence[UtteranceAnalyzer] = (),
+        runtime=None,
         **stage_options,
     ) -> AudioStage:
+        """``runtime``: the session's ``RuntimeConfig`` (None: the CPU) for the VAD and ASR."""
         analyzers: list[UtteranceAnalyzer] = [ProsodyAnalyzer(prosody)]
         if with_asr:
-            transcriber = WhisperTranscriber.from_bundle(bundle, asr or AsrConfig())
+            transcriber = WhisperTranscriber.from_bundle(bundle, asr or AsrConfig(), runtime)
             analyzers.append(TranscriptAnalyzer(transcriber))
-        vad = SileroVad.from_bundle(bundle)
+        vad = SileroVad.from_bundle(bundle, runtime=runtime)
         return cls(vad, [*analyzers, *extra], config, **stage_options)
+
+    @property
+    def backend_info(self) -> dict[str, dict]:
+        """Graph (or model) name -> what ran it: the VAD's and the ASR's runner info."""
+        info = dict(getattr(self.vad, "backend_info", {}))
+        for a in self.analyzers:
+            info.update(getattr(getattr(a, "transcriber", None), "backend_info", {}))
+        return info
 
     # -- the hook -------------------------------------------------------------------------
     def _check(self, chunk: AudioChunk) -> np.ndarray:
@@ -357,3 +367,7 @@ class AudioStage(Stage):
             self._count += 1
         self.audio_stats.utterances += len(utterances)
         return utterances
+
+    def session_stats(self) -> dict:
+        """This stage's part of a session's statistics line."""
+        return {"audio": self.audio_stats.as_dict(), "audio_dropped": self.stats.dropped}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emolive.runtime import names
-from emolive.runtime.backends.ort import OrtGraph
+from emolive.runtime import backends, names
+from emolive.runtime.backends import RuntimeConfig
 from emolive.runtime.media import AUDIO_RATE
 
 FRAME = 512  # samples per VAD call at 16 kHz
@@ -23,10 +23,14 @@ FRAME_S = FRAME / AUDIO_RATE
 class SileroVad:
     """``score(frame)`` -> speech probability of one 512-sample frame, in stream order."""
 
-    def __init__(self, path: Path | str, threads: int = 1) -> None:
+    def __init__(
+        self, path: Path | str, threads: int = 1, runtime: RuntimeConfig | None = None
+    ) -> None:
         self.path = Path(path)
+        runtime = runtime or RuntimeConfig()
         # One thread: a call costs well under a millisecond; more threads only add overhead.
-        self.graph = OrtGraph(self.path, "fp32", threads=threads)
+        # (The runtime's threads are for the big graphs; the VAD keeps its own.)
+        self.graph = backends.load(runtime, self.path, "fp32", threads=threads)
         want = {names.VAD_INPUT, names.VAD_STATE, names.VAD_RATE}
         if set(self.graph.input_names) != want:
             raise ValueError(
@@ -34,12 +38,14 @@ class SileroVad:
                 f"expected {sorted(want)})"
             )
         self._sr = np.array(AUDIO_RATE, dtype=np.int64)
-        self._out = [names.VAD_PROBABILITY, names.VAD_STATE_OUT]
+        self.backend_info = {names.VAD: self.graph.info}
         self.reset()
 
     @classmethod
-    def from_bundle(cls, bundle, threads: int = 1) -> SileroVad:
-        return cls(bundle.graph(names.VAD).variant("fp32").path, threads=threads)
+    def from_bundle(
+        cls, bundle, threads: int = 1, runtime: RuntimeConfig | None = None
+    ) -> SileroVad:
+        return cls(bundle.graph(names.VAD).variant("fp32").path, threads=threads, runtime=runtime)
 
     def reset(self) -> None:
         """Start a new stream: zero state, silent context."""
@@ -52,11 +58,11 @@ class SileroVad:
         x = self._input
         x[0, :CONTEXT] = x[0, -CONTEXT:]
         x[0, CONTEXT:] = frame
-        prob, self._state = self.graph.session.run(
-            self._out,
-            {names.VAD_INPUT: x, names.VAD_STATE: self._state, names.VAD_RATE: self._sr},
+        out = self.graph.run(
+            {names.VAD_INPUT: x, names.VAD_STATE: self._state, names.VAD_RATE: self._sr}
         )
-        return float(prob[0, 0])
+        self._state = out[names.VAD_STATE_OUT]
+        return float(out[names.VAD_PROBABILITY][0, 0])
 
     def scores(self, samples: np.ndarray) -> np.ndarray:
         """Probabilities of every whole frame of ``samples`` (continuing the stream)."""

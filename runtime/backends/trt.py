@@ -1,4 +1,7 @@
-"""Native TensorRT backend: compile a bundle graph to an engine, cache it, run it.
+"""Native TensorRT backend (route ``tensorrt-native``): compile a graph to an engine, run it.
+
+Not ONNX Runtime's TensorRT execution provider (backend "ort", device "tensorrt", route
+``onnxruntime-tensorrt-ep``).
 
 Kept thin on purpose. INT8 is explicit: the bundle's int8 variants carry Q/DQ nodes, and
 TensorRT 10+ compiles exactly those scales (implicit calibration is deprecated in 10.1 and
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emolive.runtime.backends import ROUTES
 from emolive.runtime.bundle import sha256_of
 from emolive.runtime.cache import cache_root
 
@@ -32,7 +36,7 @@ def _import_trt():
         import tensorrt as trt
     except ImportError as e:
         raise RuntimeError(
-            "the TensorRT backend needs the tensorrt package (JetPack ships it; on x86 "
+            f"the TensorRT backend (route {ROUTES['trt', 'tensorrt']}) needs the tensorrt package (JetPack ships it; on x86 "
             "install it from NVIDIA's index), or use the ONNX Runtime backend: --backend ort"
         ) from e
     try:
@@ -103,7 +107,24 @@ class TrtGraph:
         is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
         self.input_names = [n for n in names if is_input[n]]
         self.output_names = [n for n in names if not is_input[n]]
+        self.dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
         self.stream = _check(cudart.cudaStreamCreate())
+
+    @property
+    def info(self) -> dict:
+        return {
+            "backend": self.backend,
+            "route": ROUTES["trt", "tensorrt"],
+            "device": self.device,
+            "precision": self.precision,
+            "providers": [],
+        }
+
+    def buffer(self, shape, dtype) -> TrtBuffer:
+        return TrtBuffer(self._cudart, shape, dtype, self.stream)
+
+    def binding(self) -> TrtBinding:
+        return TrtBinding(self)
 
     def _build(self, trt, logger, timing_file: Path) -> bytes:
         builder = trt.Builder(logger)
@@ -173,9 +194,76 @@ class TrtGraph:
         return outs
 
 
+class TrtBuffer:
+    """Device memory from cudaMalloc (zeroed); ``numpy()`` copies it to the host."""
+
+    def __init__(self, cudart, shape, dtype, stream) -> None:
+        self._cudart, self._stream = cudart, stream
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+        self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        self.ptr = _check(cudart.cudaMalloc(max(self.nbytes, 1)))
+        _check(cudart.cudaMemset(self.ptr, 0, self.nbytes))
+
+    def numpy(self) -> np.ndarray:
+        out = np.empty(self.shape, self.dtype)
+        d2h = self._cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(self._cudart.cudaStreamSynchronize(self._stream))
+        _check(self._cudart.cudaMemcpy(out.ctypes.data, self.ptr, self.nbytes, d2h))
+        return out
+
+    def __del__(self) -> None:
+        ptr, self.ptr = getattr(self, "ptr", None), None
+        if ptr is not None:
+            self._cudart.cudaFree(ptr)
+
+
+class TrtBinding:
+    """Addresses set once per name (``set_tensor_address``); numpy inputs are copied to a
+    staging buffer per name. An output's shape is the bound buffer's (a bigger buffer is
+    fine: TensorRT writes the shape the inputs imply)."""
+
+    def __init__(self, graph: TrtGraph) -> None:
+        self._g = graph
+        self._inputs: dict[str, tuple[int, tuple[int, ...]]] = {}
+        self._outputs: dict[str, int] = {}
+
+    def bind_input(self, name: str, value) -> None:
+        g = self._g
+        if isinstance(value, TrtBuffer):
+            self._inputs[name] = (value.ptr, value.shape)
+            return
+        arr = np.ascontiguousarray(value, dtype=g.dtypes[name])
+        ptr = g._device_buffer(name, arr.nbytes)
+        h2d = g._cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        _check(g._cudart.cudaMemcpyAsync(ptr, arr.ctypes.data, arr.nbytes, h2d, g.stream))
+        self._inputs[name] = (ptr, arr.shape)
+
+    def bind_output(self, name: str, value: TrtBuffer) -> None:
+        self._outputs[name] = value.ptr
+
+    def run(self) -> None:
+        g = self._g
+        for name, (ptr, shape) in self._inputs.items():
+            g.context.set_input_shape(name, shape)
+            g.context.set_tensor_address(name, ptr)
+        for name, ptr in self._outputs.items():
+            g.context.set_tensor_address(name, ptr)
+        if not g.context.execute_async_v3(g.stream):
+            raise RuntimeError(f"TensorRT execution failed for {g.path}")
+        _check(g._cudart.cudaStreamSynchronize(g.stream))
+
+
 def load(
-    path: Path, precision: str, device: str = "tensorrt", threads: int | None = None
+    path: Path,
+    precision: str,
+    device: str = "tensorrt",
+    threads: int | None = None,
+    spin: bool = False,
 ) -> TrtGraph:
     if device != "tensorrt":
-        raise ValueError(f"the trt backend runs on device 'tensorrt', not {device!r}")
+        raise ValueError(
+            f"the trt backend (route {ROUTES['trt', 'tensorrt']}) runs on device 'tensorrt', "
+            f"not {device!r}"
+        )
     return TrtGraph(Path(path), precision)

@@ -3,7 +3,9 @@
 The cache is one ``[1, kv_heads, max_context, head_dim]`` buffer per layer for keys and one
 for values, allocated once and bound with IOBinding as both the graph's ``past_key_values``
 input and its ``present`` output. GroupQueryAttention writes each new token's keys in place,
-so nothing is concatenated or copied per token. The attention mask's length is the number of
+so nothing is concatenated or copied per token. The buffers and the binding come from the
+graph's backend runner, so on a GPU the cache lives in device memory; the graph's own
+element types (an fp16 form for CUDA takes and returns fp16) decide the buffers'. The attention mask's length is the number of
 tokens in the cache; ``truncate`` rewinds it, which is how a shared prompt prefix is reused
 (label scoring, content-free calibration prompts): later tokens simply overwrite the old ones.
 
@@ -18,11 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from emolive.runtime.backends.ort import session_options
-from emolive.runtime.cpu import this_cpu
-from emolive.runtime.int8 import for_this_cpu
+from emolive.runtime import backends
+from emolive.runtime.backends import GraphRunner, RuntimeConfig
 from emolive.runtime.names import (
     ATTENTION_MASK,
     INPUTS_EMBEDS,
@@ -63,7 +63,7 @@ class DecoderSession:
 
     def __init__(
         self,
-        graph: Path | str,
+        graph: Path | str | GraphRunner,
         embeddings: np.ndarray,
         layout: DecoderLayout,
         max_context: int = 1024,
@@ -71,6 +71,8 @@ class DecoderSession:
         precision: str = "fp32",
         spin: bool = True,
     ):
+        """``graph``: a runner from ``backends.load`` (any device), or a graph file to load
+        with ONNX Runtime on the CPU (``threads``, ``precision``, ``spin`` apply to that)."""
         if embeddings.ndim != 2 or embeddings.shape[1] != layout.hidden:
             raise ValueError(
                 f"embedding table has shape {embeddings.shape}, the decoder wants "
@@ -79,42 +81,43 @@ class DecoderSession:
         self.layout = layout
         self.max_context = int(max_context)
         self.embeddings = embeddings
-        self.path = Path(graph)
-        self.precision = precision
-        try:
+        if isinstance(graph, str | Path):
             # int8 GEMMs that would saturate on this CPU load in their exact u8×u8 form.
-            with for_this_cpu(self.path, this_cpu()) as (source, self.cpu_note):
-                self.session = ort.InferenceSession(
-                    source,
-                    sess_options=session_options(threads, spin),
-                    providers=["CPUExecutionProvider"],
-                )
-        except Exception as e:  # ORT raises its own Fail/InvalidGraph types
-            raise RuntimeError(f"ONNX Runtime could not load {self.path}: {e}") from e
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
+            graph = backends.load(
+                RuntimeConfig(), Path(graph), precision, threads=threads, spin=spin
+            )
+        self.runner = graph
+        self.path = Path(graph.path)
+        self.precision = graph.precision
+        self.cpu_note = getattr(graph, "cpu_note", None)
+        self.input_names = list(graph.input_names)
+        self.output_names = list(graph.output_names)
         self._check_io()
+        dtypes = graph.dtypes
+        self._embeds_dtype = dtypes.get(INPUTS_EMBEDS, np.dtype(np.float32))
+        kv_dtype = dtypes.get(past_key(0), np.dtype(np.float32))
+        self._logits_dtype = dtypes.get(LOGITS, np.dtype(np.float32))
         shape = (1, layout.kv_heads, self.max_context, layout.head_dim)
-        # numpy owns the memory; the OrtValues are views of it (zeros: never-written slots
-        # are never read, but stay finite if a kernel touches them).
-        self._kv = [np.zeros(shape, np.float32) for _ in range(2 * layout.layers)]
-        self._kv_values = [ort.OrtValue.ortvalue_from_numpy(a) for a in self._kv]
+        self._kv = [graph.buffer(shape, kv_dtype) for _ in range(2 * layout.layers)]
         self._mask = np.ones((1, self.max_context), np.int64)
-        self._step_logits = np.empty((1, 1, layout.vocab), np.float32)
-        self._step_logits_value = ort.OrtValue.ortvalue_from_numpy(self._step_logits)
+        self._step_logits = graph.buffer((1, 1, layout.vocab), self._logits_dtype)
         self._keep_last = np.array([1], np.int64)
         self._keep_all = np.array([0], np.int64)
-        self._binding = self.session.io_binding()
+        self._binding = graph.binding()
         for i in range(layout.layers):
             for j, (past, present) in enumerate(
                 ((past_key(i), present_key(i)), (past_value(i), present_value(i)))
             ):
-                value = self._kv_values[2 * i + j]
-                self._binding.bind_ortvalue_input(past, value)
-                self._binding.bind_ortvalue_output(present, value)
+                value = self._kv[2 * i + j]
+                self._binding.bind_input(past, value)
+                self._binding.bind_output(present, value)
         self.length = 0
         self._tokens: list[int | None] = []  # what each cache slot holds (None: an embedding)
         self.positions_run = 0  # positions computed over the session's life (cache reuse shows)
+
+    @property
+    def info(self) -> dict:
+        return self.runner.info
 
     def _check_io(self) -> None:
         want_in = {INPUTS_EMBEDS, ATTENTION_MASK}
@@ -204,27 +207,28 @@ class DecoderSession:
             )
         total = self.length + n
         b = self._binding
-        b.bind_cpu_input(INPUTS_EMBEDS, np.ascontiguousarray(embeds[None], np.float32))
-        b.bind_cpu_input(ATTENTION_MASK, self._mask[:, :total])
+        b.bind_input(INPUTS_EMBEDS, np.ascontiguousarray(embeds[None], self._embeds_dtype))
+        b.bind_input(ATTENTION_MASK, self._mask[:, :total])
         if self.takes_positions:
-            b.bind_cpu_input(POSITION_IDS, np.arange(self.length, total, dtype=np.int64)[None])
+            b.bind_input(POSITION_IDS, np.arange(self.length, total, dtype=np.int64)[None])
         kept = 1 if last_only and self.keeps_logits else n
         if self.keeps_logits:
-            b.bind_cpu_input(LOGITS_TO_KEEP, self._keep_last if kept == 1 else self._keep_all)
+            b.bind_input(LOGITS_TO_KEEP, self._keep_last if kept == 1 else self._keep_all)
         if kept == 1:
-            logits, value = self._step_logits, self._step_logits_value
+            value = self._step_logits
         else:
-            logits = np.empty((1, kept, self.layout.vocab), np.float32)
-            value = ort.OrtValue.ortvalue_from_numpy(logits)
-        b.bind_ortvalue_output(LOGITS, value)
-        self.session.run_with_iobinding(b)
+            value = self.runner.buffer((1, kept, self.layout.vocab), self._logits_dtype)
+        b.bind_output(LOGITS, value)
+        b.run()
         self.length = total
         self.positions_run += n
         self._tokens.extend(token_ids if token_ids is not None else [None] * n)
-        out = logits[0].copy() if kept == 1 else logits[0]
+        logits = value.numpy()
+        # A fresh float32 array: the step buffer is overwritten by the next step.
+        out = logits[0].astype(np.float32, copy=kept == 1)
         return out[-1:] if last_only else out
 
     def kv_snapshot(self, length: int | None = None) -> list[np.ndarray]:
         """Copies of the cached keys/values [1, kv, length, d] (tests and debugging)."""
         n = self.length if length is None else length
-        return [a[:, :, :n].copy() for a in self._kv]
+        return [a.numpy()[:, :, :n].copy() for a in self._kv]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from emolive.runtime.bundle import Bundle, BundleError
+from emolive.runtime import backends
+from emolive.runtime.backends import ROUTES, RuntimeConfig
+from emolive.runtime.bundle import Bundle, BundleError, GraphVariant
 from emolive.runtime.cpu import this_cpu
 from emolive.runtime.llm.decoder import DecoderLayout, DecoderSession
 from emolive.runtime.llm.generate import Generated, GenerationConfig, Token, generate
@@ -30,7 +32,7 @@ class Llm:
 
     def __init__(
         self,
-        graph: Path,
+        graph: Path | backends.GraphRunner,
         embeddings: np.ndarray,
         tokenizer: ChatTokenizer,
         layout: DecoderLayout,
@@ -43,6 +45,7 @@ class Llm:
         self.session = DecoderSession(
             graph, embeddings, layout, options.max_context, options.threads, precision, options.spin
         )
+        self.backend_info: dict[str, dict] = {LLM_DECODER: self.session.info}
 
     @classmethod
     def from_bundle(
@@ -50,13 +53,22 @@ class Llm:
         bundle: Bundle | Path | str,
         options: LlmOptions = LlmOptions(),
         graph: Path | str | None = None,
+        runtime: RuntimeConfig | None = None,
     ) -> Llm:
         """``graph``: run this decoder graph instead of the bundle's form (benchmarks and
-        experiments; it must have the bundle's layout and embeddings)."""
+        experiments; it must have the bundle's layout and embeddings). ``runtime``: the
+        session's backend and device (None: ONNX Runtime on the CPU); its precision for the
+        decoder and its threads apply where ``options`` leaves them unset. The variant is
+        the one the bundle prefers for the device (an fp16 form on a GPU where it has one),
+        checked there by the parity gate."""
         if not isinstance(bundle, Bundle):
             bundle = Bundle.open(bundle)
+        runtime = runtime or RuntimeConfig()
         entry = bundle.graph(LLM_DECODER)
-        variant = entry.variant(options.precision, "cpu")
+        precision = options.precision or runtime.precision_for(LLM_DECODER)
+        threads = options.threads if options.threads is not None else runtime.threads
+        placed, route_note = _decoder_route(runtime)
+        variant = entry.variant(precision, placed.device)
         where = f"{bundle.root}/manifest.json graph {LLM_DECODER!r}"
         layout = DecoderLayout.from_attrs(entry.attrs, where)
         emb_path = bundle.file(LLM_EMBEDDINGS)
@@ -71,16 +83,29 @@ class Llm:
             raise BundleError(
                 emb_path, f"tokenizer has {tokenizer.vocab_size} tokens, the decoder {layout.vocab}"
             )
+
+        def load(v, device: str) -> Llm:
+            runner = backends.load(
+                RuntimeConfig(backend=placed.backend, device=device), v.path, v.precision,
+                threads=threads, spin=options.spin,
+            )  # fmt: skip
+            return cls(runner, embeddings, tokenizer, layout, options, v.precision)
+
         if graph is not None:
-            return cls(Path(graph), embeddings, tokenizer, layout, options, variant.precision)
-
-        def load(v) -> Llm:
-            return cls(v.path, embeddings, tokenizer, layout, options, v.precision)
-
-        llm, _, note = load_checked(
-            bundle, LLM_DECODER, variant, load, lambda m: m.session.probe, this_cpu()
-        )  # fmt: skip
-        llm.notes = [n for n in (llm.session.cpu_note, note) if n]
+            llm = load(
+                GraphVariant(LLM_DECODER, variant.precision, Path(graph), "", {}), placed.device
+            )
+            note = None
+        else:
+            llm, _, note = load_checked(
+                bundle, LLM_DECODER, variant, load, lambda m: m.session.probe, this_cpu(),
+                device=placed.device,
+            )  # fmt: skip
+        llm.notes = [n for n in (route_note, llm.session.cpu_note, note) if n]
+        info = dict(llm.session.info)
+        if route_note or note:
+            info["fallback"] = "; ".join(n for n in (route_note, note) if n)
+        llm.backend_info = {LLM_DECODER: info}
         return llm
 
     def encode_chat(self, messages: Sequence[dict], prefill: str = "") -> list[int]:
@@ -99,3 +124,16 @@ class Llm:
         return generate(
             self.session, self.tokenizer, logits, config or GenerationConfig(), on_token
         )
+
+
+def _decoder_route(runtime: RuntimeConfig) -> tuple[RuntimeConfig, str | None]:
+    """Where the decoder runs for ``runtime``, and a note when that is not the route asked
+    for: native TensorRT cannot parse the decoder (GroupQueryAttention and friends are ONNX
+    Runtime contrib ops), so with ``--backend trt`` it runs on ONNX Runtime's CUDA provider."""
+    if runtime.backend != "trt":
+        return runtime, None
+    placed = RuntimeConfig(backend="ort", device="cuda", threads=runtime.threads)
+    return placed, (
+        f"{LLM_DECODER}: runs on {ROUTES['ort', 'cuda']}, not {ROUTES['trt', 'tensorrt']} "
+        "(its GroupQueryAttention is an ONNX Runtime contrib op TensorRT's parser does not read)"
+    )

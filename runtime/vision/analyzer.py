@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from emolive.runtime import backends
+from emolive.runtime.backends import RuntimeConfig
 from emolive.runtime.bundle import Bundle
 from emolive.runtime.cpu import this_cpu
 from emolive.runtime.media import Frame
@@ -70,30 +71,60 @@ class VisionConfig:
             raise ValueError("following faces between detections needs landmarks=True")
 
 
+VISION_GRAPHS = (FACE_DETECTOR, FACE_LANDMARKS, EXPRESSION)
+
+
+def runtime_for_vision(config: VisionConfig, runtime: RuntimeConfig | None) -> RuntimeConfig:
+    """The ``RuntimeConfig`` the vision graphs load with: ``runtime`` where given (a
+    precision it does not name for a graph comes from ``config.precision``; threads from
+    ``config.threads`` when it has none), else ``config``'s own fields."""
+    if runtime is None:
+        runtime = RuntimeConfig(backend=config.backend, device=config.device)
+    precision = dict(runtime.precision)
+    if config.precision is not None:
+        for name in VISION_GRAPHS:
+            precision.setdefault(name, config.precision)
+    threads = runtime.threads if runtime.threads is not None else config.threads
+    return replace(runtime, precision=precision, threads=threads)
+
+
 class FaceAnalyzer:
     """Frame in, one ``expression`` event per face out. Synchronous; the stage threads it."""
 
-    def __init__(self, bundle: Bundle, config: VisionConfig = VisionConfig()) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        config: VisionConfig = VisionConfig(),
+        runtime: RuntimeConfig | None = None,
+    ) -> None:
+        """``runtime``: the session's backend, device, threads and per-graph precisions; they
+        override ``config``'s (None: ``config``'s backend/device/threads/precision)."""
         self.config = config
+        self.runtime = runtime = runtime_for_vision(config, runtime)
         self.precisions: dict[str, str] = {}
-
         self.notes: list[str] = []  # how graphs were loaded here (parity gate, int8 form)
+        self.backend_info: dict[str, dict] = {}  # graph -> what ran it (+ fallback notes)
 
-        def load(variant):
+        def load(variant, device: str):
             return backends.load(
-                config.backend, variant.path, variant.precision,
-                device=config.device, threads=config.threads,
+                replace(runtime, device=device) if device != runtime.device else runtime,
+                variant.path, variant.precision,
             )  # fmt: skip
 
-        cpu = this_cpu() if config.device == "cpu" else None
+        cpu = this_cpu() if runtime.device == "cpu" else None
 
         def runner(name: str):
-            variant = bundle.graph(name).variant(config.precision, config.device)
+            variant = bundle.graph(name).variant(runtime.precision_for(name), runtime.device)
             graph, variant, note = load_checked(
-                bundle, name, variant, load, lambda g: g.run, cpu
+                bundle, name, variant, load, lambda g: g.run, cpu, device=runtime.device
             )  # fmt: skip
-            self.notes += [n for n in (note, getattr(graph, "cpu_note", None)) if n]
+            cpu_note = getattr(graph, "cpu_note", None)
+            self.notes += [n for n in (note, cpu_note) if n]
             self.precisions[name] = variant.precision
+            info = dict(graph.info)
+            if note:
+                info["fallback"] = note
+            self.backend_info[name] = info
             return graph
 
         self.detector = FaceDetector(
@@ -106,14 +137,17 @@ class FaceAnalyzer:
         self.expression = ExpressionClassifier(runner(EXPRESSION))
         self.labels = tuple(bundle.graph(EXPRESSION).attrs.get("labels", FER_LABELS))
         self.tracker = FaceTracker()
+        # What every expression event says ran it: the summary readings always had, and
+        # each graph's runner info (route, providers, any fallback note).
+        self.event_backend = {
+            "runtime": "onnxruntime" if runtime.backend == "ort" else runtime.backend,
+            "device": runtime.device,
+            "precision": dict(self.precisions),
+            "graphs": self.backend_info,
+        }
         self._followed: list = []  # (FollowedFace, FaceLandmarks) of the last frame
         self._since_detect = 0
         self._last_t = float("-inf")
-        self.backend_info = {
-            "runtime": "onnxruntime" if config.backend == "ort" else config.backend,
-            "device": config.device,
-            "precision": dict(self.precisions),
-        }
 
     def _verified(self, image, faces) -> tuple[list, list, list]:
         """Faces FaceMesh confirms, with their landmarks and measures."""
@@ -204,7 +238,7 @@ class FaceAnalyzer:
                 clues=visual_clues(m, p, self.labels),
                 measures=m.as_dict() if m is not None else None,
                 latency_ms=latency,
-                backend=self.backend_info,
+                backend=self.event_backend,
             )
             for face, box, p, m, tid in zip(
                 obs.faces, obs.boxes, obs.probs, obs.measures, ids, strict=True
