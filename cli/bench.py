@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from emolive.cli.common import default_bundle
+from emolive.cli.common import default_bundle, runtime_config, runtime_options
 
 SUITES = ("vision", "audio", "llm", "live")
 
@@ -26,7 +26,8 @@ def _benchmarks_dir() -> Path:
 @click.command("bench")
 @click.argument("suites", nargs=-1, type=click.Choice([*SUITES, "all"]))
 @click.option("--bundle", type=click.Path(path_type=Path), default=None)
-def bench(suites: tuple[str, ...], bundle: Path | None) -> None:
+@runtime_options
+def bench(suites: tuple[str, ...], bundle: Path | None, device, backend) -> None:
     """Run benchmarks side by side with their peers; results go to benchmarks/results/*.json.
 
     vision: the vision stage vs the `fer` package; audio: VAD, prosody, ASR; llm: the LLM
@@ -37,6 +38,12 @@ def bench(suites: tuple[str, ...], bundle: Path | None) -> None:
       emo-live bench vision
       emo-live bench all --bundle bundles/lite
     """
+    runtime = runtime_config(device, backend)  # a device this machine lacks: one line, now
+    if runtime.device != "cpu":
+        raise click.ClickException(
+            f"the benchmark scripts measure the CPU only; route {runtime.route} is checked "
+            "and available here, but benchmarks/*.py do not take a device yet"
+        )
     folder = _benchmarks_dir()
     chosen = SUITES if not suites or "all" in suites else suites
     for suite in chosen:

@@ -89,3 +89,45 @@ def parse_labels(spec: str, ctx=None, param=None) -> tuple[str, ...]:
         raise click.BadParameter(
             str(e), ctx=ctx, param=param, param_hint=None if param else "--labels"
         ) from e
+
+
+def runtime_options(command):
+    """``--device`` and ``--backend``: where every graph of the bundle runs (one pair of
+    options for run, serve, reason and bench). Read them with ``runtime_config``."""
+    command = click.option(
+        "--backend",
+        type=click.Choice(["ort", "trt"]),
+        default="ort",
+        show_default=True,
+        help="ort: ONNX Runtime (its CPU, CUDA or TensorRT execution provider); trt: native "
+        "TensorRT engines (device tensorrt).",
+    )(command)
+    return click.option(
+        "--device",
+        type=click.Choice(["cpu", "cuda", "tensorrt"]),
+        default=None,
+        help="Where the graphs run (default: cpu; tensorrt with --backend trt). Checked "
+        "before any model loads.",
+    )(command)
+
+
+def runtime_config(
+    device: str | None,
+    backend: str = "ort",
+    precision: dict[str, str] | None = None,
+    threads: int | None = None,
+):
+    """The ``RuntimeConfig`` for ``--device``/``--backend``, checked here before any model
+    loads: a device this machine cannot run is one line (exit code 1) saying what to
+    install."""
+    from emolive.runtime.backends import RuntimeConfig, check_device
+
+    device = device or ("tensorrt" if backend == "trt" else "cpu")
+    runtime = RuntimeConfig(
+        backend=backend, device=device, precision=dict(precision or {}), threads=threads
+    )
+    try:
+        check_device(runtime)
+    except (RuntimeError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    return runtime

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import click
 
-from emolive.cli.common import FiniteFloatRange, check_labels, default_bundle
+from emolive.cli.common import (
+    FiniteFloatRange,
+    check_labels,
+    default_bundle,
+    runtime_config,
+    runtime_options,
+)
 from emolive.runtime.names import LLM_PRECISIONS
 
 
@@ -74,9 +80,11 @@ from emolive.runtime.names import LLM_PRECISIONS
 @click.option("--no-calibration", is_flag=True, help="Raw label scores (no content-free prompts).")
 @click.option("--no-explanation", is_flag=True, help="Label scores only.")
 @click.option("--stream", is_flag=True, help="Echo the explanation to stderr as it is written.")
+@runtime_options
 def reason(
     clues_file, visual, audio, text_clues, transcript, labels, bundle, precision, threads,
     max_context, max_tokens, top_p, temperature, seed, no_calibration, no_explanation, stream,
+    device, backend,
 ) -> None:  # fmt: skip
     """Read one emotion from clues: label scores from the LLM, then its explanation.
 
@@ -90,7 +98,7 @@ def reason(
       emo-live reason --clues clues.json --labels "calm,tense,joyful" --stream
     """
     from emolive.runtime.bundle import BundleError
-    from emolive.runtime.llm import LlmOptions
+    from emolive.runtime.llm import Llm, LlmOptions
     from emolive.runtime.llm.tokenizer import TokenizerError
     from emolive.runtime.reasoning import (
         ClueError,
@@ -115,6 +123,7 @@ def reason(
         )
     except ClueError as e:
         raise click.BadParameter(str(e)) from e
+    runtime = runtime_config(device, backend)  # before the LLM loads
     label_set = LabelSet(labels)  # checked by the --labels callback
     if clues.empty:
         raise click.UsageError(
@@ -133,7 +142,8 @@ def reason(
     options = LlmOptions(precision=precision, threads=threads, max_context=max_context)
     on_token = (lambda t: print(t.text, end="", file=sys.stderr, flush=True)) if stream else None
     try:
-        reasoner = Reasoner.from_bundle(bundle or default_bundle(), config, options)
+        llm = Llm.from_bundle(bundle or default_bundle(), options, runtime=runtime)
+        reasoner = Reasoner(llm, config)
         reading = reasoner.reason(clues, on_token=on_token)
     except (BundleError, KeyError, TokenizerError, ClueError, LabelSetError, ValueError) as e:
         raise click.ClickException(str(e)) from e

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from emolive.cli.common import check_output_path
+from emolive.cli.common import check_output_path, runtime_config, runtime_options
 from emolive.cli.session_loop import (
     drive,
     duration_option,
@@ -94,9 +94,10 @@ from emolive.runtime.sinks import CallSink
     default=None,
     help="A live status line on stderr (default: when stderr is a terminal).",
 )
+@runtime_options
 def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, no_video,
         audio_source, no_reason, realtime, precision, threads, max_faces, tiles, show,
-        view) -> None:  # fmt: skip
+        view, device, backend) -> None:  # fmt: skip
     """Run emotion recognition on a camera or file and emit readings as JSON lines.
 
     Per analysed frame and face an `expression` event; per utterance (or every --every
@@ -108,7 +109,14 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
       emo-live run --source clip.mp4 --no-audio --jsonl out.jsonl
       emo-live run --source 0 --duration 30 --labels mer
       emo-live run --source 0 --labels "calm,stressed,excited" --show
+      emo-live run --source clip.mp4 --device cuda
     """
+    from emolive.runtime.vision.analyzer import VISION_GRAPHS
+
+    # Checked first: a device this machine lacks fails before anything loads.
+    runtime = runtime_config(
+        device, backend, precision={g: precision for g in VISION_GRAPHS} if precision else None
+    )
     from emolive.runtime.session import SessionError
     from emolive.runtime.sinks import SinkClosed, SinkError
     from emolive.runtime.sinks.jsonl import JsonLines
@@ -120,6 +128,7 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
         frame_step=frame_step, reason=not no_reason,
         vision={"precision": precision, "threads": threads, "max_faces": max_faces,
                 "tiles": tiles},
+        runtime=runtime,
     )  # fmt: skip
     overlay = None
     if show:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from emolive.cli.common import runtime_config, runtime_options
 from emolive.cli.session_loop import (
     LoopEnd,
     drive,
@@ -70,8 +71,9 @@ def _origins(ctx, param, values) -> tuple[str, ...]:
     default=0.0,
     help="Keep serving this many seconds after the session ends.",
 )
+@runtime_options
 def serve(source, bundle, host, port, token, allow_origins, labels, every_s, no_audio, realtime,
-          duration, linger) -> None:  # fmt: skip
+          duration, linger, device, backend) -> None:  # fmt: skip
     """Serve live readings: a web page at http://HOST:PORT/ and a WebSocket at /ws.
 
     Only pages this server serves may read it: a browser's Origin must be the server's own
@@ -92,9 +94,10 @@ def serve(source, bundle, host, port, token, allow_origins, labels, every_s, no_
     from emolive.runtime.server import ReadingServer, ServerError
     from emolive.runtime.session import SessionError
 
+    runtime = runtime_config(device, backend)  # before anything loads
     config = session_config(
         bundle=bundle, source=source, labels=labels, every_s=every_s, duration=duration,
-        realtime=realtime, audio=not no_audio,
+        realtime=realtime, audio=not no_audio, runtime=runtime,
     )  # fmt: skip
     session = open_session(config)
     try:

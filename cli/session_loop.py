@@ -46,13 +46,17 @@ def session_config(
     frame_step: int = 1,
     reason: bool = True,
     vision: dict | None = None,
+    runtime=None,
 ):
     """The ``SessionConfig`` for the common options; ``vision``: ``VisionConfig`` fields to set
-    (default: ``VisionConfig()``)."""
+    (default: ``VisionConfig()``); ``runtime``: the ``RuntimeConfig`` from ``--device`` and
+    ``--backend`` (``common.runtime_config``; None: the CPU)."""
     from emolive.runtime.session import SessionConfig
     from emolive.runtime.vision.analyzer import VisionConfig
 
     extra = {} if vision is None else {"vision": VisionConfig(**vision)}
+    if runtime is not None:
+        extra["runtime"] = runtime
     return SessionConfig(
         bundle=bundle or default_bundle(),
         source=source,

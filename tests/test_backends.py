@@ -80,3 +80,55 @@ def test_ort_cuda_matches_cpu(tmp_path):
     want = backends.load("ort", path, "fp32").run({"x": x})["y"]
     got = backends.load("ort", path, "fp32", device="cuda").run({"x": x})["y"]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_runner_info_says_what_ran(tmp_path):
+    g = backends.load(backends.RuntimeConfig(threads=1), tiny_onnx(tmp_path / "g.onnx"), "fp32")
+    assert g.info == {
+        "backend": "ort",
+        "route": "onnxruntime-cpu",
+        "device": "cpu",
+        "precision": "fp32",
+        "providers": ["CPUExecutionProvider"],
+    }
+    assert g.dtypes == {"x": np.float32, "y": np.float32}
+
+
+def test_the_two_tensorrt_routes_have_distinct_names():
+    assert backends.route_of("ort", "tensorrt") == "onnxruntime-tensorrt-ep"
+    assert backends.route_of("trt", "tensorrt") == "tensorrt-native"
+    assert len(set(backends.ROUTES.values())) == len(backends.ROUTES)
+    with pytest.raises(ValueError, match="tensorrt-native.*run on device 'tensorrt'"):
+        backends.route_of("trt", "cpu")
+
+
+def test_buffers_and_binding_run_in_place(tmp_path):
+    g = backends.load("ort", tiny_onnx(tmp_path / "g.onnx"), "fp32", threads=1)
+    out = g.buffer((5, 3), np.float32)
+    assert out.shape == (5, 3) and not out.numpy().any()
+    x = np.random.default_rng(4).normal(size=(5, 4)).astype(np.float32)
+    b = g.binding()
+    b.bind_input("x", x)
+    b.bind_output("y", out)
+    b.run()
+    np.testing.assert_array_equal(out.numpy(), g.run({"x": x})["y"])
+    # A device buffer as an input: the same numbers through the binding.
+    xin = g.buffer((5, 4), np.float32)
+    xin.numpy()[...] = x
+    b.bind_input("x", xin)
+    b.run()
+    np.testing.assert_array_equal(out.numpy(), g.run({"x": x})["y"])
+
+
+@pytest.mark.gpu
+def test_cuda_buffers_hold_the_binding(tmp_path):
+    g = backends.load("ort", tiny_onnx(tmp_path / "g.onnx"), "fp32", device="cuda")
+    assert g.info["route"] == "onnxruntime-cuda" and "fallback" not in g.info
+    x = np.random.default_rng(5).normal(size=(2, 4)).astype(np.float32)
+    out = g.buffer((2, 3), np.float32)
+    b = g.binding()
+    b.bind_input("x", x)
+    b.bind_output("y", out)
+    b.run()
+    want = backends.load("ort", tiny_onnx(tmp_path / "c.onnx"), "fp32").run({"x": x})["y"]
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-4, atol=1e-4)

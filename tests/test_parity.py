@@ -77,3 +77,15 @@ def test_deviation_is_relative_to_each_outputs_range():
     assert deviation(ref, ref) == 0.0
     got = {"a": np.array([10.0, -18.0]), "b": np.array([0.5, 0.30])}
     assert np.isclose(deviation(got, ref), 0.1)  # b: 0.05 / 0.5; a: 2 / 20
+
+
+def test_fallback_note_reaches_backend_info(tmp_path):
+    root = tmp_path / "bundle"
+    tiny_bundle(root, tmp_path / "work", tiny_tokenizer(tmp_path / "tokenizer.json"))
+    _claim(root, "w8a8", measured_on={"cpu_class": "x86-64-avx512-vnni"}, probe_tolerance=0.0)
+    llm = Llm.from_bundle(Bundle.open(root), LlmOptions(precision="w8a8", max_context=64))
+    info = llm.backend_info[LLM_DECODER]
+    assert info["route"] == "onnxruntime-cpu" and info["precision"] == "fp32"
+    assert "fell back" in info["fallback"] and "w8a8" in info["fallback"]
+    plain = Llm.from_bundle(Bundle.open(root), LlmOptions(precision="fp32", max_context=64))
+    assert "fallback" not in plain.backend_info[LLM_DECODER]
