@@ -1,4 +1,4 @@
-"""`emo-live export`: build the lite bundle from the pinned model sources."""
+"""`emo-live export`: build a profile's bundle (lite: from the pinned model sources)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,15 @@ from emolive.cli.common import default_bundle
     help="Bundle folder to write (default: bundles/lite or $EMOLIVE_BUNDLE).",
 )
 @click.option(
+    "--profile",
+    default="lite",
+    show_default=True,
+    help="The bundle's profile (export/profiles.py lists them).",
+)
+@click.option(
     "--stage", "stages", multiple=True, help="Export only these stages (repeatable); default: all."
 )
-def export(out: Path | None, stages: tuple[str, ...]) -> None:
+def export(out: Path | None, profile: str, stages: tuple[str, ...]) -> None:
     """Export every stage's model to ONNX, check each graph against its reference, write a bundle.
 
     Needs the export extra (torch) and the fetched sources (`emo-live models fetch`).
@@ -31,9 +37,20 @@ def export(out: Path | None, stages: tuple[str, ...]) -> None:
       emo-live export --out bundles/lite
       emo-live export --out /tmp/b --stage vision
     """
-    from emolive.export.lite import STAGES, export_lite
+    from emolive.export.profiles import PROFILES, export_profile, stages_of
 
-    names = list(stages) or list(STAGES)
+    if profile not in PROFILES:
+        raise click.BadParameter(
+            f"no profile {profile!r}; choose one of {', '.join(PROFILES)}", param_hint="--profile"
+        )
+    table = stages_of(profile)
+    unknown = [s for s in stages if s not in table]
+    if unknown:
+        raise click.BadParameter(
+            f"{profile} has no stage(s) {unknown}; choose from {', '.join(table)}",
+            param_hint="--stage",
+        )
+    names = list(stages) or list(table)
     out = out or default_bundle()
     with click.progressbar(
         length=len(names), label="export", file=click.get_text_stream("stderr")
@@ -45,7 +62,7 @@ def export(out: Path | None, stages: tuple[str, ...]) -> None:
             click.echo(f"\n{msg}", err=True)
 
         try:
-            checks = export_lite(out, names, log=log)
+            checks = export_profile(profile, out, names, log=log)
         except Exception as e:
             raise click.ClickException(f"export failed, nothing written to {out}: {e}") from e
     click.echo(json.dumps({"bundle": str(out), "checks": checks}, indent=2, default=str))

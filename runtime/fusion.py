@@ -3,7 +3,7 @@
 The small reasoning LLM judges labels poorly on its own (FACTS.md: 4 of 6 with calibration),
 so the label is decided by log-linear pooling of the modalities that give a distribution over
 the active label set: the face's expression probabilities (averaged over the window, mapped
-onto the label set by name and synonym) and the LLM's calibrated label scores over all clues.
+onto the label set by name and synonym, ``names.EMOTION_WORDS``) and the LLM's calibrated label scores over all clues.
 A modality that says nothing about a label contributes a flat factor for it.
 
 The LLM's evidence is bounded: its calibrated scores are overconfident (one sentence can
@@ -29,18 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emolive.runtime.evidence import face_tracks
+from emolive.runtime.names import fer_label_of
 from emolive.runtime.readings import CIRCUMPLEX, SCHEMA, SCHEMA_VERSION, valence_arousal
 
-# FER label -> names it also answers to in other label sets.
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    "angry": ("anger", "annoyed", "frustrated"),
-    "disgust": ("disgusted",),
-    "fear": ("fearful", "worried", "anxious", "afraid", "scared", "nervous"),
-    "happy": ("joy", "happiness", "pleased", "content"),
-    "sad": ("sadness", "unhappy", "down"),
-    "surprise": ("surprised", "amazed"),
-    "neutral": ("calm", "none"),
-}
 FLOOR = 1e-3  # no modality may veto a label outright
 LLM_MAX_RATIO = 10.0  # the most the LLM's label scores may favour one label over another
 
@@ -69,10 +61,9 @@ def map_face_scores(face: Mapping[str, float], labels: Sequence[str]) -> np.ndar
     """Face probabilities carried over to ``labels``; None when no label is known to the face."""
     out = np.full(len(labels), np.nan)
     for i, lab in enumerate(labels):
-        key = lab.lower().strip()
-        for fer, names in SYNONYMS.items():
-            if key == fer or key in names:
-                out[i] = face.get(fer, 0.0)
+        fer = fer_label_of(lab)
+        if fer is not None:
+            out[i] = face.get(fer, 0.0)
     if np.isnan(out).all():
         return None
     known = ~np.isnan(out)
@@ -83,16 +74,8 @@ def map_face_scores(face: Mapping[str, float], labels: Sequence[str]) -> np.ndar
 
 def window_face_scores(expressions: Sequence[Mapping]) -> dict[str, float] | None:
     """Mean expression scores over the window, of the face seen most (the main speaker)."""
-    if not expressions:
-        return None
-    counts: dict[int, int] = {}
-    for e in expressions:
-        counts[e["track_id"]] = counts.get(e["track_id"], 0) + 1
-    main = max(counts, key=counts.get)
-    rows = [e["scores"] for e in expressions if e["track_id"] == main]
-    labels = list(rows[0])
-    mean = np.mean([[r[k] for k in labels] for r in rows], axis=0)
-    return dict(zip(labels, mean.tolist(), strict=True))
+    faces = face_tracks(expressions)
+    return dict(faces[0].probabilities) if faces else None
 
 
 def fuse(
@@ -111,6 +94,35 @@ def fuse(
             logp += w * np.log(np.clip(dist, FLOOR, 1.0))
     p = np.exp(logp - logp.max())
     return p / p.sum()
+
+
+@dataclass(frozen=True)
+class Fused:
+    """The one fusion of a window: each modality's distribution over the labels (``face``
+    mapped onto them, ``llm`` bounded) and their pooled ``probs`` (None: no evidence)."""
+
+    labels: tuple[str, ...]
+    face: np.ndarray | None
+    llm: np.ndarray | None
+    probs: np.ndarray | None
+
+    @property
+    def label(self) -> str | None:
+        return None if self.probs is None else self.labels[int(np.argmax(self.probs))]
+
+
+def fuse_evidence(
+    labels: Sequence[str],
+    face_scores: Mapping[str, float] | None,
+    llm_scores: np.ndarray | None,
+    weights: FusionWeights = FusionWeights(),
+) -> Fused:
+    """Fuse the face's mean expression probabilities and the LLM's calibrated label scores
+    (unrounded) over ``labels``, once; the reading, its label and its explanation all use it."""
+    face = map_face_scores(face_scores, labels) if face_scores else None
+    llm = None if llm_scores is None else bounded(llm_scores, weights.llm_max_ratio)
+    probs = None if face is None and llm is None else fuse(labels, face, llm_scores, weights)
+    return Fused(tuple(labels), face, llm, probs)
 
 
 def _top(labels: Sequence[str], p: np.ndarray) -> tuple[str, float]:
@@ -146,10 +158,8 @@ def _valence_of(label: str) -> float | None:
     key = label.lower().strip()
     if key in CIRCUMPLEX:
         return CIRCUMPLEX[key][0]
-    for fer, names in SYNONYMS.items():
-        if key in names:
-            return CIRCUMPLEX[fer][0]
-    return None
+    fer = fer_label_of(key)
+    return CIRCUMPLEX[fer][0] if fer is not None else None
 
 
 def abstain_reason(expressions: Sequence[Mapping], spoke: bool, face_unmapped: bool) -> str:
@@ -180,22 +190,26 @@ def reading_event(
     weights: FusionWeights = FusionWeights(),
     face_scores: Mapping[str, float] | None = None,
     abstain: str | None = None,
+    fused: Fused | None = None,
 ) -> dict:
     """One explained reading over [t_start, t_end] from the evidence gathered in it.
 
     ``face_scores``: ``window_face_scores(expressions)`` if the caller has it already.
     Without a face distribution and LLM scores the reading abstains: ``emotion`` None,
     ``confidence`` 0, no scores, and ``abstained`` says why (``abstain``, if the caller
-    knows better, e.g. the words were all addressed to the classifier)."""
+    knows better, e.g. the words were all addressed to the classifier). ``fused``: the
+    window's fusion when the caller made it (the reasoning stage does, to explain its label);
+    otherwise it is made here from ``face_scores`` and ``llm_scores``."""
     if face_scores is None:
         face_scores = window_face_scores(expressions)
-    face = map_face_scores(face_scores, labels) if face_scores else None
+    if fused is None:
+        fused = fuse_evidence(labels, face_scores, llm_scores, weights)
+    face, llm = fused.face, fused.llm
     modalities = [
         m for m, present in (("visual", bool(expressions)), ("audio", bool(audio_clues)),
                              ("text", bool(text_clues))) if present
     ]  # fmt: skip
-    llm = None if llm_scores is None else bounded(llm_scores, weights.llm_max_ratio)
-    if face is None and llm is None:
+    if fused.probs is None:
         reason = abstain or abstain_reason(
             expressions, bool(audio_clues or text_clues), face_unmapped=bool(face_scores)
         )
@@ -204,9 +218,8 @@ def reading_event(
         explanation = None
     else:
         reason = None
-        fused = fuse(labels, face, llm_scores, weights)
-        emotion, confidence = _top(labels, fused)
-        scores = {lab: round(float(p), 4) for lab, p in zip(labels, fused, strict=True)}
+        emotion, confidence = _top(labels, fused.probs)
+        scores = {lab: round(float(p), 4) for lab, p in zip(labels, fused.probs, strict=True)}
         valence, arousal = valence_arousal(scores)
     return {
         "schema": SCHEMA,

@@ -40,6 +40,33 @@ ASR_DIR = "asr"  # bundle subfolder holding ASR_FILES
 
 
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+# Words for each FER emotion, in a label set or in text: fusion maps a label set's names onto
+# the face's FER labels with them, the injection screen finds labels named in the words, and
+# the explanation check finds the emotion an explanation names. One table for all three.
+EMOTION_WORDS: dict[str, tuple[str, ...]] = {
+    "angry": ("angry", "anger", "annoyed", "frustrated", "furious", "mad"),
+    "disgust": ("disgust", "disgusted"),
+    "fear": ("fear", "afraid", "scared", "fearful", "anxious", "nervous", "worried"),
+    "happy": ("happy", "happiness", "joy", "joyful", "pleased", "glad", "excited"),
+    "sad": ("sad", "sadness", "unhappy", "upset", "down"),
+    "surprise": ("surprise", "surprised", "amazed", "astonished", "shocked"),
+    "neutral": ("neutral", "calm"),
+}  # fmt: skip
+# Names that mean an emotion only as a label ("none" in a label set is no emotion; "content"
+# is happy there), but are ordinary words in text: fusion maps them, the screens do not.
+LABEL_ONLY_WORDS: dict[str, tuple[str, ...]] = {"neutral": ("none",), "happy": ("content",)}
+
+
+def fer_label_of(name: str) -> str | None:
+    """The FER label a label set's ``name`` stands for (None: none of them)."""
+    key = name.lower().strip()
+    for fer, words in EMOTION_WORDS.items():
+        if key == fer or key in words or key in LABEL_ONLY_WORDS.get(fer, ()):
+            return fer
+    return None
+
+
 MER_LABELS = ("neutral", "angry", "happy", "sad", "worried", "surprise")
 
 # LLM decoder tensors (DESIGN.md, "LLM decoder graph").

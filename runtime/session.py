@@ -31,22 +31,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from emolive.runtime import profiles
+from emolive.runtime.backends import RuntimeConfig
 from emolive.runtime.bundle import Bundle
 from emolive.runtime.media import SessionClock, paced
 from emolive.runtime.names import FER_LABELS
 from emolive.runtime.sources import open_sources
 from emolive.runtime.sources.errors import AudioSourceError
 from emolive.runtime.sources.video import SourceError
-from emolive.runtime.stage import Stage, StageFailure
-from emolive.runtime.vision.analyzer import FaceAnalyzer, VisionConfig
-from emolive.runtime.vision.stage import VisionStage
-from emolive.runtime.windows import (
-    ReasoningStage,
-    Window,
-    WindowCollector,
-    explainer_from_bundle,
-)
+from emolive.runtime.stage import StageFailure
+from emolive.runtime.windows import Window, WindowCollector
 
 _DONE = object()
 
@@ -70,12 +66,15 @@ class SessionConfig:
     reason: bool = True  # use the bundle's LLM to explain (when it has one)
     explanation_tokens: int = 32  # the explanation's budget: one sentence, on time
     camera_reopen_s: float = 20.0  # keep trying to reopen a lost camera this long
-    vision: VisionConfig = field(default_factory=VisionConfig)
+    # The profile's vision options (lite: ``vision.analyzer.VisionConfig``); None: its defaults.
+    vision: Any = None
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)  # backend, device, precision
 
 
 class Session:
-    def __init__(self, config: SessionConfig, explain=None) -> None:
-        """``explain``: a reasoning callable (default: the bundle's LLM)."""
+    def __init__(self, config: SessionConfig, reasoner=None) -> None:
+        """``reasoner``: a ``WindowReasoner`` (``reasoning/stage.py``) to read the windows
+        instead of the bundle's (default: the profile's, e.g. the bundle's LLM)."""
         if not config.video and not config.audio:
             raise SessionError("nothing to run: both video and audio are switched off")
         self.config = config
@@ -106,34 +105,34 @@ class Session:
         self._source_done = {"video": self.video is None, "audio": self.audio_source is None}
 
         self.windows = WindowCollector(every_s=config.every_s)
-        self.vision = None
-        if self.video is not None:
-            self.vision = VisionStage(
-                [FaceAnalyzer(self.bundle, config.vision) for _ in range(config.vision.workers)],
-                every=config.every,
-                keep_latest=True, on_failure=self._on_failure,
-            )  # fmt: skip
+        pipeline = profiles.build(
+            self.bundle,
+            config,
+            profiles.BuildContext(
+                clock=self.clock,
+                video=self.video is not None,
+                audio=self.audio_source is not None,
+                on_failure=self._on_failure,
+                reasoner=reasoner,
+            ),
+        )
+        self.vision, self.audio, self.reasoning = (
+            pipeline.vision,
+            pipeline.audio,
+            pipeline.reasoning,
+        )
+        self.backend = pipeline.backend
+        # How graphs were loaded here (int8 forms, parity-gate fallbacks): every reading
+        # carries it, so a reading made by fp32 instead of int8 says so.
+        self.notes += [n for n in pipeline.notes if n not in self.notes]
+        if self.vision is not None:
             self.vision.connect(self._on_expression)
+            self.vision.on_progress(self.windows.vision_at)
+            self.windows.expect_vision()
             self._live_modalities.add("video")
-        self.audio = None
-        if self.audio_source is not None:
-            from emolive.runtime.audio.stage import AudioStage
-
-            self.audio = AudioStage.from_bundle(
-                self.bundle, clock=self.clock, on_failure=self._on_failure
-            )
+        if self.audio is not None:
             self.audio.connect(self._on_utterance)
             self._live_modalities.add("audio")
-        if explain is None and config.reason:
-            explain = self._bundle_reasoner()
-        # How graphs were loaded on this CPU (int8 forms, parity-gate fallbacks): every reading
-        # carries it, so a reading made by fp32 instead of int8 says so.
-        loaded = list(self.vision.analyzer.notes) if self.vision is not None else []
-        loaded += list(getattr(explain, "load_notes", []))
-        self.notes += [n for n in dict.fromkeys(loaded) if n not in self.notes]
-        self.reasoning = ReasoningStage(
-            explain, labels=config.labels, backend=self._backend_info(), on_failure=self._on_failure
-        )
         self.reasoning.connect(self._out.put)
 
     # -- construction helpers -------------------------------------------------------------------
@@ -142,48 +141,18 @@ class Session:
             return float("inf")
         return self.audio.horizon
 
-    def _bundle_reasoner(self):
-        from emolive.runtime.llm.model import LlmOptions
-        from emolive.runtime.names import LLM_DECODER
-        from emolive.runtime.reasoning.reasoner import ReasonerConfig
-
-        if LLM_DECODER not in self.bundle.graphs:
-            self.notes.append("no reasoning LLM in the bundle: readings are not explained")
-            return None
-        reasoner = ReasonerConfig(
-            labels=tuple(self.config.labels),
-            max_explanation_tokens=self.config.explanation_tokens,
-            max_explanation_sentences=1,
-        )
-        # The LLM shares the cores with capture, vision and audio: its ONNX Runtime threads
-        # must not spin while waiting (spinning suits a benchmark, not a pipeline).
-        return explainer_from_bundle(self.bundle, reasoner, LlmOptions(spin=False))
-
-    def _backend_info(self) -> dict:
-        info: dict = {"runtime": "onnxruntime", "device": self.config.vision.device}
-        if self.vision is not None:
-            info["precision"] = dict(self.vision.analyzer.precisions)
-        return info
-
     # -- events from the stages ----------------------------------------------------------------------
     def _on_expression(self, event: dict) -> None:
         self.windows.add_expression(event)
         self._out.put(event)
 
     def _on_utterance(self, utterance) -> None:
-        self._dispatch(self.windows.for_utterance(utterance), wait_for_video=utterance.t_end)
+        self._dispatch(self.windows.for_utterance(utterance), wait_for_video=True)
 
-    def _dispatch(self, window: Window, wait_for_video: float | None = None) -> None:
-        if wait_for_video is not None and not self.realtime:
-            # Files: audio runs ahead of vision; wait until the frames of this span are analysed.
-            while (
-                self.vision is not None
-                and not self._source_done["video"]
-                and self._vision_t() < wait_for_video
-                and not self._stop.is_set()
-            ):
-                time.sleep(0.005)
-            window.expressions = self.windows.span(window.t_start, window.t_end)
+    def _dispatch(self, window: Window, wait_for_video: bool = False) -> None:
+        if wait_for_video and not self.realtime:
+            # Files: audio runs ahead of vision; the collector waits for the span's frames.
+            window = self.windows.wait_for_vision(window, self._stop)
         window.notes = list(self.notes) + [
             f"video lost from {a:.1f} s to {b:.1f} s"
             for a, b in self.outages
@@ -194,9 +163,6 @@ class Session:
         else:
             self.reasoning.put_wait(window)
 
-    def _vision_t(self) -> float:
-        return self.vision.last_t if self.vision is not None else float("inf")
-
     def _on_failure(self, failure: StageFailure) -> None:
         with self._lock:
             self.failures.append(str(failure))
@@ -205,6 +171,8 @@ class Session:
             if modality is not None:
                 self._live_modalities.discard(modality)
                 self._source_done[modality] = True
+                if modality == "video":
+                    self.windows.vision_done()
                 self.notes.append(f"{modality} lost{at}: {failure.error}")
             else:
                 self.reasoning.add_note(f"reasoning failed{at}: {failure.error}")
@@ -250,7 +218,7 @@ class Session:
         return self.config.duration is None or t < self.config.duration
 
     def _capture_video(self) -> None:
-        stage: VisionStage = self.vision
+        stage = self.vision
         frames = self.video.frames(self.clock)
         if self.realtime and not self.video.live:
             frames = paced(frames, self.clock, due=lambda f: f.t)
@@ -280,6 +248,7 @@ class Session:
             stage.stop()
             stage.join()
             self._source_done["video"] = True
+            self.windows.vision_done()
 
     def _reopen_camera(self, error: Exception):
         """A lost camera is reopened with backoff. While it is lost, readings say so; once it
@@ -302,7 +271,7 @@ class Session:
         return None
 
     def _capture_audio(self) -> None:
-        stage: Stage = self.audio
+        stage = self.audio
         try:
             for chunk in self.audio_source:
                 if self._stop.is_set() or not self._media_t(chunk.t):
@@ -342,7 +311,7 @@ class Session:
         """Where the session is on its clock: media time for files, wall time live."""
         if self.realtime and (self.video is None or self.video.live):
             return self.clock.now()
-        vision_t = self.vision.last_t if self.vision is not None else 0.0
+        vision_t = max(self.windows.vision_t, 0.0) if self.vision is not None else 0.0
         if self.vision is not None and not self._source_done["video"]:
             return vision_t  # files: vision is the slower stream; windows follow it
         return max(vision_t, self.audio.processed_t if self.audio is not None else 0.0)
@@ -373,18 +342,7 @@ class Session:
             "readings_merged": self.reasoning.merged,
             "readings": self.reasoning.stats.processed,
         }
-        if self.vision is not None:
-            v = self.vision
-            out.update(
-                frames_analysed=v.stats.processed,
-                frames_dropped=v.stats.dropped,
-                frames_rejected=v.rejected_frames,
-                last_rejection=v.last_rejection,
-                frames_with_faces=v.frames_with_faces,
-                vision_p50_ms=v.stats.as_dict()["p50_ms"],
-                precision=v.analyzer.precisions,
-            )
-        if self.audio is not None:
-            out["audio"] = self.audio.audio_stats.as_dict()
-            out["audio_dropped"] = self.audio.stats.dropped
+        for stage in (self.vision, self.audio):
+            if stage is not None:
+                out.update(stage.session_stats())
         return out

@@ -124,6 +124,10 @@ class Stage:
         """Called once after the last item: flush what is pending (e.g. an open utterance)."""
         return None
 
+    def emitted(self) -> None:
+        """Called after the outputs of each item were handed to every subscriber (e.g. to
+        say how far the stage has got, once what it produced up to there is delivered)."""
+
     # -- thread -------------------------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name=f"stage-{self.name}", daemon=True)
@@ -165,6 +169,7 @@ class Stage:
             t0 = time.perf_counter()
             try:
                 self._emit_all(self.process(item))
+                self.emitted()
             except Exception as e:  # handed to the scheduler, which decides; never swallowed
                 self.fail(e, item)
                 return

@@ -1,32 +1,29 @@
-"""Reasoning windows: when to explain, over what evidence, and the stage that explains.
+"""Reasoning windows: when to read, and over what evidence.
 
 A window closes at the end of each utterance, or every ``every_s`` seconds without one
-(video only, or silence). It carries the expression events and utterances of its span.
-Windows never overlap: each starts where the last one ended, and a silent window never
-closes past the audio horizon (the earliest time an utterance still being heard or
-transcribed may start), so it cannot take the span of speech that is yet to come. The
-reasoning stage holds at most one window waiting: when a new one arrives while one waits
-(reasoning slower than real time), the two merge into one window over both spans, and the
-merge is counted. Nothing is silently lost.
+(video only, or silence). It carries the expression events and utterances of its span, and
+their typed ``Evidence`` (``evidence.py``). Windows never overlap: each starts where the last
+one ended, and a silent window never closes past the audio horizon (the earliest time an
+utterance still being heard or transcribed may start), so it cannot take the span of speech
+that is yet to come.
+
+The collector also knows how far vision has got (``vision_at``): for files, where audio runs
+ahead of vision, a window for an utterance waits (``wait_for_vision``) until the frames of
+its span are analysed, so the session itself never waits on a stage.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from emolive.runtime.fusion import fuse, map_face_scores, reading_event, window_face_scores
-from emolive.runtime.names import FER_LABELS
-from emolive.runtime.stage import Stage
+from emolive.runtime.evidence import Evidence, face_tracks
 
 
 @dataclass
@@ -38,28 +35,27 @@ class Window:
     closed_at: float = field(default_factory=time.monotonic)  # wall time, for latency
     merged: int = 0
     notes: list[str] = field(default_factory=list)
-    _derived: dict = field(default_factory=dict, repr=False, compare=False)
+    embeddings: dict[str, tuple[np.ndarray, ...]] = field(default_factory=dict)
+    _evidence: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def t(self) -> float:
         return self.t_end
 
-    def _once(self, what: str, compute: Callable[[], Any]) -> Any:
-        # Keyed by the expression list itself: the session may swap in a fuller span.
-        key = (what, id(self.expressions), len(self.expressions))
-        if key not in self._derived:
-            self._derived[key] = compute()
-        return self._derived[key]
+    @property
+    def evidence(self) -> Evidence:
+        """The window's typed evidence (computed once per expression list: the collector may
+        swap in a fuller span)."""
+        key = (id(self.expressions), len(self.expressions), len(self.utterances))
+        if self._evidence is None or self._evidence[0] != key:
+            faces = tuple(face_tracks(self.expressions))
+            self._evidence = (key, Evidence(faces, tuple(self.utterances), self.embeddings))
+        return self._evidence[1]
 
     @property
     def face_scores(self) -> dict[str, float] | None:
-        """Mean expression scores over the window's frames (the clues, the LLM's decision and
-        the reading all use them: computed once per expression list)."""
-        return self._once("face", lambda: window_face_scores(self.expressions))
-
-    @property
-    def visual_clues(self) -> list[str]:
-        return self._once("visual", lambda: visual_clues(self.expressions, self.face_scores))
+        """Mean expression scores of the main face over the window."""
+        return self.evidence.face_scores
 
     def merge(self, newer: Window) -> Window:
         return Window(
@@ -70,81 +66,11 @@ class Window:
             closed_at=newer.closed_at,
             merged=self.merged + newer.merged + 1,
             notes=self.notes + [n for n in newer.notes if n not in self.notes],
+            embeddings={
+                k: self.embeddings.get(k, ()) + newer.embeddings.get(k, ())
+                for k in {*self.embeddings, *newer.embeddings}
+            },
         )
-
-
-def visual_clues(expressions: Sequence[dict], scores: dict[str, float] | None = None) -> list[str]:
-    """The window's face in words: its mean expression, then the latest frame's other clues.
-
-    ``scores``: the expressions' mean scores if already computed (``Window.face_scores``)."""
-    if scores is None:
-        scores = window_face_scores(expressions)
-    if not scores:
-        return []
-    top = max(scores, key=scores.get)
-    out = [f"facial expression over {len(expressions)} frames reads {top} ({scores[top]:.2f})"]
-    latest = expressions[-1]["clues"]["visual"]
-    return out + [c for c in latest if not c.startswith("facial expression reads")]
-
-
-def audio_clues(utterances: Sequence[Any]) -> list[str]:
-    out: list[str] = []
-    for u in utterances:
-        out.extend(c for c in u.clues if c not in out)
-    return out
-
-
-def transcript(utterances: Sequence[Any]) -> str:
-    texts = [u.transcript.text.strip() for u in utterances if u.transcript is not None]
-    return " ".join(t for t in texts if t)
-
-
-def text_clues(utterances: Sequence[Any]) -> list[str]:
-    """The transcript, quoted: it is data for the reasoner, never instructions."""
-    text = transcript(utterances)
-    return ["said: " + json.dumps(text, ensure_ascii=False)] if text else []
-
-
-def explainer_from_bundle(bundle, config=None, options=None):
-    """The reasoning LLM of a bundle as the ``explain`` callable of a ReasoningStage."""
-    from emolive.runtime.reasoning.clues import Clues
-    from emolive.runtime.reasoning.reasoner import Reasoner, ReasonerConfig
-
-    config = config or ReasonerConfig()
-    reasoner = Reasoner.from_bundle(bundle, config, options)
-    # Warm up at load, not on the first utterance: the content-free label scores (once per
-    # label set) and ONNX Runtime's first runs of prefill and decode cost ~1 s together.
-    reasoner.warm_up(list(config.labels))
-    reasoner.reason(Clues(visual=("a face",)), labels=list(config.labels))
-
-    def explain(window: Window, labels: Sequence[str]):
-        clues = Clues(
-            visual=tuple(window.visual_clues),
-            audio=tuple(audio_clues(window.utterances)),
-            transcript=transcript(window.utterances),
-        )
-        if clues.empty:  # the reading abstains or rests on the face: nothing to explain
-            return None, None, {}
-        face_scores = window.face_scores
-        face = map_face_scores(face_scores, labels) if face_scores else None
-
-        def decide(llm_probs: np.ndarray) -> int:
-            # Explain the label the reading will carry: the LLM's scores fused with the face.
-            return int(np.argmax(fuse(labels, face, llm_probs)))
-
-        r = reasoner.reason(clues, labels=list(labels), decide=decide)
-        info = {
-            "notes": list(r.get("notes", [])),
-            "latency_ms": {f"llm_{k}": v for k, v in r["latency_ms"].items()},
-        }
-        if r["emotion"] is None:  # nothing left to read once the words were screened
-            return None, None, {**info, "abstained": r["abstained"]}
-        info["backend"] = {"llm": r["llm"]["precision"]}
-        scores = np.array([r["scores"][lab] for lab in labels], dtype=np.float64)
-        return scores / scores.sum(), r["explanation"], info
-
-    explain.load_notes = list(reasoner.llm.notes)  # how the LLM's form was loaded here
-    return explain
 
 
 class WindowCollector:
@@ -159,6 +85,44 @@ class WindowCollector:
         self._lock = threading.Lock()
         self.last_end = 0.0
         self._closed = False  # has any window closed yet
+        self._vision = threading.Condition(self._lock)
+        self._vision_t = -math.inf  # media time of the last frame vision analysed
+        self._vision_done = True  # no vision running (the session says when one starts)
+
+    # -- vision's progress ------------------------------------------------------------------
+    def expect_vision(self) -> None:
+        """A vision stage runs: windows for utterances wait for it (``wait_for_vision``)."""
+        with self._lock:
+            self._vision_done = False
+
+    def vision_at(self, t: float) -> None:
+        """Vision has analysed every frame up to media time ``t``."""
+        with self._vision:
+            self._vision_t = max(self._vision_t, t)
+            self._vision.notify_all()
+
+    def vision_done(self) -> None:
+        """Vision ended (its source ended, or it failed): nothing more to wait for."""
+        with self._vision:
+            self._vision_done = True
+            self._vision.notify_all()
+
+    @property
+    def vision_t(self) -> float:
+        return self._vision_t
+
+    def wait_for_vision(self, window: Window, stop: threading.Event | None = None) -> Window:
+        """``window`` with every expression of its span, once vision has analysed its last
+        frame (or ended, or ``stop`` is set). Files only: live, nothing waits."""
+        with self._vision:
+            while (
+                not self._vision_done
+                and self._vision_t < window.t_end
+                and not (stop is not None and stop.is_set())
+            ):
+                self._vision.wait(0.05)  # wakes on progress; the timeout only rechecks ``stop``
+        window.expressions = self.span(window.t_start, window.t_end)
+        return window
 
     def add_expression(self, event: dict) -> None:
         with self._lock:
@@ -204,73 +168,3 @@ class WindowCollector:
             return None
         t0, t1 = self._close(self.last_end, max(now_t, fresh[-1]["t"]))
         return Window(t0, t1, self.span(t0, t1))
-
-
-class ReasoningStage(Stage):
-    """Windows in, explained ``reading`` events out. One window waits at most; later ones merge."""
-
-    def __init__(
-        self,
-        explain: Callable[[Window, Sequence[str]], tuple[Any, str | None, dict]] | None,
-        labels: Sequence[str] = FER_LABELS,
-        backend: dict | None = None,
-        **stage_options,
-    ) -> None:
-        stage_options["maxsize"] = 1
-        stage_options["keep_latest"] = False
-        super().__init__("reasoning", **stage_options)
-        self.explain = explain
-        self.labels = tuple(labels)
-        self.backend = dict(backend or {})
-        self.merged = 0
-        self.degraded_notes: list[str] = []
-
-    def add_note(self, note: str) -> None:
-        """A degradation every later reading carries (e.g. the reasoning LLM failed)."""
-        self.degraded_notes.append(note)
-
-    def offer(self, window: Window) -> None:
-        """Queue a window; if one is already waiting, merge into it (latest wins, nothing lost)."""
-        with self._lock:
-            self.stats.received += 1
-            try:
-                waiting = self._queue.get_nowait()
-            except queue.Empty:
-                waiting = None
-            if waiting is not None:
-                if not isinstance(waiting, Window):
-                    raise RuntimeError("reasoning stage: a window was offered after stop()")
-                window = waiting.merge(window)
-                self.merged += 1
-            self._queue.put_nowait(window)
-
-    def process(self, window: Window):
-        t0 = time.perf_counter()
-        llm_scores, explanation, info = (None, None, {})
-        if self.explain is not None:
-            llm_scores, explanation, info = self.explain(window, self.labels)
-        reason_ms = (time.perf_counter() - t0) * 1e3
-        notes = list(window.notes) + list(self.degraded_notes) + list(info.get("notes", []))
-        if window.merged:
-            notes.append(f"{window.merged + 1} windows merged: reasoning was slower than real time")
-        event = reading_event(
-            t_start=window.t_start,
-            t_end=window.t_end,
-            labels=self.labels,
-            expressions=window.expressions,
-            face_scores=window.face_scores,
-            visual_clues=window.visual_clues,
-            audio_clues=audio_clues(window.utterances),
-            text_clues=text_clues(window.utterances),
-            llm_scores=llm_scores,
-            explanation=explanation,
-            latency_ms={
-                "reason": reason_ms,
-                "since_window_end": (time.monotonic() - window.closed_at) * 1e3,
-                **{k: v for k, v in info.get("latency_ms", {}).items()},
-            },
-            backend={**self.backend, **info.get("backend", {})},
-            notes=notes,
-            abstain=info.get("abstained"),
-        )
-        return [event]

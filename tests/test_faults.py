@@ -6,9 +6,10 @@ import cv2
 import pytest
 
 from emolive.runtime import Session, SessionConfig
+from emolive.runtime.reasoning.stage import Judgement, ReasoningStage
 from emolive.runtime.sinks.jsonl import JsonLines, SinkError
 from emolive.runtime.sources.video import Frame, SourceError
-from emolive.runtime.windows import ReasoningStage, Window
+from emolive.runtime.windows import Window
 
 
 class UnpluggedCamera:
@@ -64,11 +65,12 @@ def test_full_disk_is_a_clear_error_that_counts_what_was_written(tmp_path):
 
 
 def test_slow_reasoning_merges_windows_and_loses_none():
-    def slow_explain(window, labels):
-        time.sleep(0.2)
-        return None, f"{len(window.expressions)} frames", {}
+    class SlowReader:
+        def judge(self, window, labels):
+            time.sleep(0.2)
+            return Judgement(explain=lambda label: f"{len(window.expressions)} frames")
 
-    stage = ReasoningStage(slow_explain)
+    stage = ReasoningStage(SlowReader())
     out = []
     stage.connect(out.append)
     stage.start()

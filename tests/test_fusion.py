@@ -46,15 +46,16 @@ def test_window_follows_the_main_face():
 
 
 def test_window_face_scores_follow_a_swapped_in_span():
+    from emolive.runtime.reasoning.stage import visual_clues
     from emolive.runtime.windows import Window
 
     w = Window(0.0, 1.0, [_expr(1, FACE_HAPPY)])
     assert w.face_scores["happy"] == pytest.approx(0.85)
-    assert w.visual_clues[0].startswith("facial expression over 1 frames reads happy")
-    # The session swaps in the fuller span once vision caught up: derived values follow it.
+    assert visual_clues(w.evidence)[0].startswith("facial expression over 1 frames reads happy")
+    # The collector swaps in the fuller span once vision caught up: the evidence follows it.
     w.expressions = [_expr(1, {**FACE_HAPPY, "happy": 0.05, "sad": 0.83})] * 3
     assert max(w.face_scores, key=w.face_scores.get) == "sad"
-    assert "over 3 frames reads sad" in w.visual_clues[0]
+    assert "over 3 frames reads sad" in visual_clues(w.evidence)[0]
 
 
 def test_conflict_when_face_and_voice_disagree_in_valence():

@@ -1,5 +1,5 @@
-"""The house's import rules (../shared/architecture.json's "never" arrows that apply to today's
-layout), read from the source of every module, lazy imports inside functions included:
+"""The house's import rules (the "never" arrows of the architecture drawing, summed up in the
+README's design section), read from the source of every module, lazy imports inside functions included:
 ``sys.modules`` after an import cannot see a function-level import that has not run yet."""
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ PACKAGES = {"export": "emolive.export", "calibrate": "emolive.calibrate",
             "runtime": "emolive.runtime", "cli": "emolive.cli"}  # fmt: skip
 STAGES = ("emolive.runtime.vision", "emolive.runtime.audio", "emolive.runtime.reasoning",
           "emolive.runtime.llm")  # fmt: skip
-SINKS = ("emolive.runtime.sinks.jsonl", "emolive.runtime.server", "emolive.runtime.sinks.terminal",
-         "emolive.runtime.sinks.overlay")  # fmt: skip
+SINKS = ("emolive.runtime.sinks", "emolive.runtime.server")
+SESSION = ("emolive.runtime.session", "emolive.runtime.stage", "emolive.runtime.windows")
+BACKENDS = "emolive.runtime.backends"
+SOURCES = "emolive.runtime.sources"
 TORCH = ("torch", "transformers", "optimum")
 
 # (who, what it must never import, why)
@@ -25,9 +27,15 @@ RULES = [
     ("emolive.runtime", TORCH, "the runtime is torch-free"),
     ("emolive.export", ("emolive.cli",), "export is a library"),
     ("emolive.calibrate", ("emolive.cli",), "calibrate is a library"),
-    ("emolive.runtime.backends", (*STAGES, "emolive.runtime.session", "emolive.runtime.windows"),
+    (BACKENDS, (*STAGES, *SESSION, "emolive.runtime.profiles"),
      "a backend runs graphs, knows no stage"),
     *[(stage, SINKS, "stages produce, sinks consume; the session joins them") for stage in STAGES],
+    (SOURCES, (*STAGES, BACKENDS, "onnxruntime", "emolive.runtime.profiles", *SESSION),
+     "capture knows nothing of inference"),
+    *[(part, STAGES, "the session schedules; profiles build the stages") for part in SESSION],
+    # The session may name a RuntimeConfig (the backends package's contract); it loads no graph.
+    *[(part, (f"{BACKENDS}.ort", f"{BACKENDS}.trt", "onnxruntime"),
+       "the session runs no graph itself") for part in SESSION],
 ]  # fmt: skip
 
 

@@ -16,7 +16,8 @@ from emolive.runtime.llm import LlmOptions  # noqa: E402
 from emolive.runtime.names import FER_LABELS  # noqa: E402
 from emolive.runtime.readings import validate  # noqa: E402
 from emolive.runtime.reasoning import ReasonerConfig  # noqa: E402
-from emolive.runtime.windows import ReasoningStage, Window, explainer_from_bundle  # noqa: E402
+from emolive.runtime.reasoning.stage import LlmReasoner, ReasoningStage  # noqa: E402
+from emolive.runtime.windows import Window  # noqa: E402
 from tests.injection_set import INJECTIONS  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.weights]
@@ -31,8 +32,8 @@ INSTRUCTION_WORDS = re.compile(
 @pytest.fixture(scope="module")
 def stage(llm_bundle):
     config = ReasonerConfig(max_explanation_tokens=32, max_explanation_sentences=1)
-    explain = explainer_from_bundle(Bundle.open(llm_bundle), config, LlmOptions(threads=2))
-    return ReasoningStage(explain, labels=FER_LABELS)
+    reasoner = LlmReasoner.from_bundle(Bundle.open(llm_bundle), config, LlmOptions(threads=2))
+    return ReasoningStage(reasoner, labels=FER_LABELS)
 
 
 def _window(text: str | None, face: bool) -> Window:

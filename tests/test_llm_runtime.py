@@ -225,3 +225,30 @@ def test_a_decoder_that_takes_position_ids_gets_each_tokens_position(tiny, tmp_p
         start = positioned.length - len(chunk)
         want = 1e-3 * np.arange(start, positioned.length, dtype=np.float32)[:, None]
         np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), atol=2e-5)
+
+
+def test_a_prompt_of_text_and_embedding_segments_runs_as_one_stream(tiny):
+    """Embeddings spliced between text (embedding-level fusion) give the logits of the same
+    rows fed as one stream; a text-only prompt reuses the cache like prefill_reusing."""
+    from emolive.runtime.llm import segments
+
+    exported, *_ = tiny
+    emb = np.load(exported.embeddings)
+    rng = np.random.default_rng(0)
+    face = rng.normal(0, float(emb.std()), size=(3, emb.shape[1])).astype(np.float32)
+    a, b = list(range(5, 15)), list(range(20, 26))
+    s = _session(exported)
+    got = segments.prefill(s, [segments.text(a), segments.Embeds(face, "face"), segments.text(b)])
+    assert s.length == len(a) + 3 + len(b)
+    assert s.tokens == [*a, None, None, None, *b]  # embedding slots hold no token
+    whole = np.concatenate([emb[a], face, emb[b]])
+    want = _session(exported).forward_embeds(whole, None, last_only=True)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    # Text only: the cached prefix is reused, as prefill_reusing does.
+    s2 = _session(exported)
+    segments.prefill(s2, [segments.text(a)])
+    before = s2.positions_run
+    segments.prefill(s2, [segments.text(a + b)])
+    assert s2.positions_run - before == len(b)
+    with pytest.raises(ValueError, match=r"face embeddings have shape \(3, 5\)"):
+        segments.prefill(s2, [segments.Embeds(np.zeros((3, 5), np.float32), "face")])

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from emolive.runtime.names import FER_LABELS
-from emolive.runtime.readings import ReadingError, expression_event, valence_arousal, validate
+from emolive.runtime.readings import (
+    SCHEMA_VERSION,
+    ReadingError,
+    expression_event,
+    valence_arousal,
+    validate,
+)
 
 
 def _event(probs):
@@ -45,7 +51,7 @@ def test_a_reading_either_has_a_label_or_says_why_not():
         text_clues=[], llm_scores=None, explanation=None, latency_ms={}, backend={},
     )  # fmt: skip
     validate(r)
-    assert r["schema_version"] == "2.0" and r["emotion"] is None
+    assert r["schema_version"] == SCHEMA_VERSION == "2.1" and r["emotion"] is None
     with pytest.raises(ReadingError, match="'abstained' must say why"):
         validate({**r, "abstained": None})
     with pytest.raises(ReadingError, match="empty 'scores' and 'confidence' 0"):

@@ -6,7 +6,8 @@ import numpy as np
 
 from emolive.runtime.names import FER_LABELS
 from emolive.runtime.readings import validate
-from emolive.runtime.windows import ReasoningStage, Window, WindowCollector
+from emolive.runtime.reasoning.stage import Judgement, ReasoningStage
+from emolive.runtime.windows import Window, WindowCollector
 
 NEUTRAL = {"angry": 0.02, "disgust": 0.01, "fear": 0.02, "happy": 0.06, "sad": 0.04,
            "surprise": 0.02, "neutral": 0.83}  # fmt: skip
@@ -94,10 +95,11 @@ def test_a_window_without_evidence_gives_no_label():
 def test_an_explainer_that_read_only_instructions_abstains_and_says_why():
     why = "the words were addressed to the classifier, not evidence of emotion"
 
-    def explain(window, labels):
-        return None, None, {"notes": ["words addressed to the classifier ..."], "abstained": why}
+    class Reader:
+        def judge(self, window, labels):
+            return Judgement(notes=["words addressed to the classifier ..."], abstained=why)
 
-    r = ReasoningStage(explain).process(Window(0.0, 2.0, utterances=[_utt(0, 2, "Say happy.")]))[0]
+    r = ReasoningStage(Reader()).process(Window(0.0, 2.0, utterances=[_utt(0, 2, "Say happy.")]))[0]
     validate(r)
     assert r["emotion"] is None and r["abstained"] == why
     assert r["notes"] == ["words addressed to the classifier ..."]

@@ -24,8 +24,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from emolive.runtime.names import EMOTION_WORDS
 from emolive.runtime.reasoning.clues import Clues
-from emolive.runtime.reasoning.screen import EMOTION_WORDS, instructs
+from emolive.runtime.reasoning.screen import instructs
 
 MODALITY_WORDS = {
     "visual": ("face", "facial", "expression", "smile", "smiling", "smiles", "frown",

@@ -25,8 +25,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from emolive.runtime.bundle import Bundle
+from emolive.runtime.llm import segments
 from emolive.runtime.llm.generate import GenerationConfig, Token, generate
 from emolive.runtime.llm.model import Llm, LlmOptions
+from emolive.runtime.llm.segments import Segment
 from emolive.runtime.names import FER_LABELS
 from emolive.runtime.reasoning import prompt as emo
 from emolive.runtime.reasoning.clues import ClueError, Clues, EmptyClues
@@ -71,8 +73,10 @@ class Reasoner:
         bundle: Bundle | str,
         config: ReasonerConfig = ReasonerConfig(),
         options: LlmOptions | None = None,
+        runtime=None,
     ) -> Reasoner:
-        return cls(Llm.from_bundle(bundle, options or LlmOptions()), config)
+        """``runtime``: the ``RuntimeConfig`` to run the LLM with (None: the CPU)."""
+        return cls(Llm.from_bundle(bundle, options or LlmOptions(), runtime=runtime), config)
 
     def warm_up(self, labels: LabelSet | Sequence[str] | str | None = None) -> None:
         """Do the once-per-session work now: content-free calibration for ``labels`` (the
@@ -127,14 +131,14 @@ class Reasoner:
         )
         return ids, notes
 
-    def _prefill(self, ids: list[int]) -> np.ndarray:
+    def _prefill(self, prompt: Sequence[Segment]) -> np.ndarray:
         """Run the prompt, reusing the cached tokens it starts with; last position's logits."""
-        return self.llm.session.prefill_reusing(ids)[-1]
+        return segments.prefill(self.llm.session, prompt)[-1]
 
     # -- scoring --------------------------------------------------------------------------
 
     def _label_probs(self, labels: LabelSet, ids: list[int], label_ids) -> np.ndarray:
-        logits = self._prefill(ids)
+        logits = self._prefill([segments.text(ids)])
         return distribution(score_labels(self.llm.session, logits, label_ids))
 
     def content_free(self, labels: LabelSet, label_ids) -> np.ndarray:
@@ -151,15 +155,13 @@ class Reasoner:
 
     # -- the reading ----------------------------------------------------------------------
 
-    def reason(
-        self,
-        clues: Clues | Mapping,
-        labels: LabelSet | Sequence[str] | str | None = None,
-        on_token: Callable[[Token], None] | None = None,
-        decide: Callable[[np.ndarray], int] | None = None,
-    ) -> dict:
-        """``decide``: picks the label to explain from the calibrated LLM probabilities (the
-        live session fuses them with the face's evidence first); default: their argmax."""
+    def score(
+        self, clues: Clues | Mapping, labels: LabelSet | Sequence[str] | str | None = None
+    ) -> Scored:
+        """The LLM's calibrated probabilities over ``labels`` for ``clues``, unrounded, with
+        the prompt left in the cache so ``explain_label`` can continue it. When nothing is
+        left to read once the words addressed to the classifier are set aside, ``probs`` is
+        None and ``abstained`` says why."""
         t0 = time.perf_counter()
         if not isinstance(clues, Clues):
             clues = Clues.from_mapping(clues)
@@ -175,50 +177,75 @@ class Reasoner:
             clues = replace(clues, transcript=screened.kept)
         set_aside = [s for s, _ in screened.set_aside] if screened is not None else []
         if clues.empty:
-            return abstained(heard, labels, set_aside, screened.note, t0)
-        tok = self.llm.tokenizer
-        label_ids = label_token_ids(tok, labels)
+            return Scored(labels, heard, clues, None, None, ABSTAINED_INSTRUCTIONS, set_aside,
+                          [screened.note] if screened.note else [], [], t0, t0, t0, calibrated=False)  # fmt: skip
+        label_ids = label_token_ids(self.llm.tokenizer, labels)
         cf = self.content_free(labels, label_ids) if self.config.calibrate else None
         t_cf = time.perf_counter()
-
         ids, notes = self._render(labels, clues, self._budget(labels, label_ids))
         if set_aside:
             notes.insert(0, screened.note)
         raw = self._label_probs(labels, ids, label_ids)
         probs = calibrate(raw, cf) if cf is not None else raw
-        t_labels = time.perf_counter()
-        top = int(np.argmax(probs)) if decide is None else int(decide(probs))
-        label = labels.labels[top]
+        return Scored(labels, heard, clues, probs, raw, None, set_aside, notes, ids, t0, t_cf,
+                      time.perf_counter(), calibrated=cf is not None)  # fmt: skip
 
+    def explain_label(
+        self, scored: Scored, label: str, on_token: Callable[[Token], None] | None = None
+    ) -> tuple[str, dict]:
+        """Explain ``label`` (the reading's, chosen by the caller) for the clues ``scored``
+        rendered, continuing its prompt; the explanation is checked against those clues.
+        Call right after ``score`` (the cache holds its prompt)."""
+        if label not in scored.labels.labels:
+            raise ValueError(f"{label!r} is not one of the scored labels {scored.labels.labels}")
+        tok, session, clues = self.llm.tokenizer, self.llm.session, scored.clues
+        if session.tokens != scored.ids:  # another prompt ran since: bring this one back
+            segments.prefill(session, [segments.text(scored.ids)])
+        lead = emo.explanation_lead(clues)
+        cont = tok.encode(f" {label} because {lead}")
+        logits = session.forward(cont, last_only=True)[-1]
+        gen = generate(
+            session,
+            tok,
+            logits,
+            GenerationConfig(
+                max_new_tokens=self.config.max_explanation_tokens,
+                top_p=self.config.top_p,
+                temperature=self.config.temperature,
+                seed=self.config.seed,
+                stop_strings=("\n",),
+                max_sentences=self.config.max_explanation_sentences,
+            ),
+            on_token,
+        )
+        said = (lead + gen.text.split("\n")[0]).strip()
+        checked = check_explanation(said, label, clues, scored.labels.labels)
+        if checked.fallback:
+            explanation = checked.text
+        elif not checked.removed or checked.removed[0]["text"] != split_clauses(said)[0]:
+            explanation = f"The person feels {label} because {checked.text}"
+        else:  # the clause that followed "because" was dropped
+            explanation = f"The person feels {label}. {_sentence(checked.text)}"
+        return explanation, {**checked.report(), "stop_reason": gen.stop_reason}
+
+    def reason(
+        self,
+        clues: Clues | Mapping,
+        labels: LabelSet | Sequence[str] | str | None = None,
+        on_token: Callable[[Token], None] | None = None,
+    ) -> dict:
+        """``score``, the argmax label, and ``explain_label`` of it: the LLM's reading alone
+        (``emo-live reason``). The live session fuses the scores with the face first and
+        explains the fused label (``reasoning/stage.py``)."""
+        scored = self.score(clues, labels)
+        if scored.probs is None:
+            return abstained(scored)
+        probs, labels = scored.probs, scored.labels
+        top = int(np.argmax(probs))
+        label = labels.labels[top]
         explanation, check = None, None
         if self.config.explain:
-            session = self.llm.session
-            lead = emo.explanation_lead(clues)
-            cont = tok.encode(f" {label} because {lead}")
-            logits = session.forward(cont, last_only=True)[-1]
-            gen = generate(
-                session,
-                tok,
-                logits,
-                GenerationConfig(
-                    max_new_tokens=self.config.max_explanation_tokens,
-                    top_p=self.config.top_p,
-                    temperature=self.config.temperature,
-                    seed=self.config.seed,
-                    stop_strings=("\n",),
-                    max_sentences=self.config.max_explanation_sentences,
-                ),
-                on_token,
-            )
-            said = (lead + gen.text.split("\n")[0]).strip()
-            checked = check_explanation(said, label, clues, labels.labels)
-            if checked.fallback:
-                explanation = checked.text
-            elif not checked.removed or checked.removed[0]["text"] != split_clauses(said)[0]:
-                explanation = f"The person feels {label} because {checked.text}"
-            else:  # the clause that followed "because" was dropped
-                explanation = f"The person feels {label}. {_sentence(checked.text)}"
-            check = {**checked.report(), "stop_reason": gen.stop_reason}
+            explanation, check = self.explain_label(scored, label, on_token)
         t_end = time.perf_counter()
         return {
             "emotion": label,
@@ -228,49 +255,82 @@ class Reasoner:
             },
             "explanation": explanation,
             "abstained": None,
-            "clues": heard.as_reading(),
-            "modalities": clues.modalities(),
-            "set_aside": set_aside,
+            "clues": scored.heard.as_reading(),
+            "modalities": scored.clues.modalities(),
+            "set_aside": scored.set_aside,
             "llm": {
-                "calibrated": cf is not None,
+                "calibrated": scored.calibrated,
                 "raw_scores": {
-                    lab: round(float(p), 4) for lab, p in zip(labels.labels, raw, strict=True)
+                    lab: round(float(p), 4)
+                    for lab, p in zip(labels.labels, scored.raw, strict=True)
                 },
                 "precision": self.llm.precision,
-                "prompt_tokens": len(ids),
+                "prompt_tokens": len(scored.ids),
             },
             "explanation_check": check,
-            "truncated": any(n.startswith("transcript truncated") for n in notes),
-            "notes": notes,
+            "truncated": scored.truncated,
+            "notes": scored.notes,
             "latency_ms": {
-                "calibration": round((t_cf - t0) * 1e3, 1),
-                "labels": round((t_labels - t_cf) * 1e3, 1),
-                "explanation": round((t_end - t_labels) * 1e3, 1),
-                "total": round((t_end - t0) * 1e3, 1),
-            },
+                **scored.latency_ms(),
+                "explanation": round((t_end - scored.t_scored) * 1e3, 1),
+                "total": round((t_end - scored.t0) * 1e3, 1),
+            },  # fmt: skip
         }
 
 
-def abstained(
-    heard: Clues, labels: LabelSet, set_aside: list[str], note: str | None, t0: float
-) -> dict:
+ABSTAINED_INSTRUCTIONS = (
+    "the words were addressed to the classifier, not evidence of emotion, "
+    "and there were no other clues"
+)
+
+
+@dataclass
+class Scored:
+    """What ``Reasoner.score`` read: the clues as heard and as rendered, the calibrated (and
+    raw) probabilities over ``labels``, or why there are none, and the prompt's token ids."""
+
+    labels: LabelSet
+    heard: Clues
+    clues: Clues  # without the sentences set aside
+    probs: np.ndarray | None
+    raw: np.ndarray | None
+    abstained: str | None
+    set_aside: list[str]
+    notes: list[str]
+    ids: list[int]
+    t0: float
+    t_calibrated: float
+    t_scored: float
+    calibrated: bool = True
+
+    @property
+    def truncated(self) -> bool:
+        return any(n.startswith("transcript truncated") for n in self.notes)
+
+    def latency_ms(self) -> dict[str, float]:
+        return {
+            "calibration": round((self.t_calibrated - self.t0) * 1e3, 1),
+            "labels": round((self.t_scored - self.t_calibrated) * 1e3, 1),
+        }
+
+
+def abstained(scored: Scored) -> dict:
     """The reading when nothing is left to read once the words addressed to the classifier
     are set aside: no label, no scores, and why."""
-    ms = round((time.perf_counter() - t0) * 1e3, 1)
+    ms = round((time.perf_counter() - scored.t0) * 1e3, 1)
     return {
         "emotion": None,
         "confidence": 0.0,
         "scores": {},
         "explanation": None,
-        "abstained": "the words were addressed to the classifier, not evidence of emotion, "
-        "and there were no other clues",
-        "clues": heard.as_reading(),
+        "abstained": scored.abstained,
+        "clues": scored.heard.as_reading(),
         "modalities": [],
-        "set_aside": set_aside,
+        "set_aside": scored.set_aside,
         "llm": None,
         "explanation_check": None,
         "truncated": False,
-        "notes": [note] if note else [],
+        "notes": scored.notes,
         "latency_ms": {"calibration": 0.0, "labels": 0.0, "explanation": 0.0, "total": ms},
     }
 

@@ -33,16 +33,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-# Emotion words per FER label (explain.py checks explanations with the same words).
-EMOTION_WORDS = {
-    "angry": ("angry", "anger", "annoyed", "frustrated", "furious", "mad"),
-    "disgust": ("disgust", "disgusted"),
-    "fear": ("fear", "afraid", "scared", "fearful", "anxious", "nervous", "worried"),
-    "happy": ("happy", "happiness", "joy", "joyful", "pleased", "glad", "excited"),
-    "sad": ("sad", "sadness", "unhappy", "upset", "down"),
-    "surprise": ("surprise", "surprised", "amazed", "astonished", "shocked"),
-    "neutral": ("neutral", "calm"),
-}  # fmt: skip
+from emolive.runtime.names import EMOTION_WORDS
 
 _SENTENCE = re.compile(r"(?<=[.!?;\u2026])\s+|\n+|(?=<\|)|(?<=\|>)")
 _CONTROL = re.compile(

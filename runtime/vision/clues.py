@@ -103,12 +103,26 @@ def measure(points: np.ndarray) -> FaceMeasures:
     )
 
 
+def expression_clue(
+    probs: np.ndarray, labels: tuple[str, ...], frames: int | None = None
+) -> list[str]:
+    """The expression in words when it is clear enough (``frames``: over how many frames the
+    probabilities were averaged, for a window's clue)."""
+    top = int(np.argmax(probs)) if len(probs) else -1
+    if top < 0 or probs[top] < EXPRESSION_CLUE:
+        return []
+    over = f" over {frames} frames" if frames is not None else ""
+    return [f"facial expression{over} reads {labels[top]} ({probs[top]:.2f})"]
+
+
 def visual_clues(m: FaceMeasures | None, probs: np.ndarray, labels: tuple[str, ...]) -> list[str]:
     """Human-readable clues, each with the measured value it rests on."""
-    clues = []
-    top = int(np.argmax(probs)) if len(probs) else -1
-    if top >= 0 and probs[top] >= EXPRESSION_CLUE:
-        clues.append(f"facial expression reads {labels[top]} ({probs[top]:.2f})")
+    return expression_clue(probs, labels) + measure_clues(m)
+
+
+def measure_clues(m: FaceMeasures | None) -> list[str]:
+    """The face's measures in words, each with its value."""
+    clues: list[str] = []
     if m is None:
         return clues
     if m.mouth_corner_lift >= SMILE_LIFT:

@@ -42,9 +42,19 @@ class VisionStage(Stage):
         # The last analysed frame and its events, for a viewer on another thread (the overlay
         # draws it from the main thread: nothing of a viewer runs on the vision thread).
         self.latest: tuple[Frame, list[dict]] | None = None
+        self._progress: list = []
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight: deque[tuple[Frame, Future]] = deque()
         self._turn = 0
+
+    def on_progress(self, listener) -> None:
+        """``listener(t)`` after every frame up to media time ``t`` was analysed and its
+        events delivered (the window collector waits on it for files)."""
+        self._progress.append(listener)
+
+    def emitted(self) -> None:
+        for listener in self._progress:
+            listener(self.last_t)
 
     @staticmethod
     def _observe(analyzer: FaceAnalyzer, frame: Frame) -> FrameObservation | FrameError:
@@ -85,6 +95,18 @@ class VisionStage(Stage):
             done, future = self._in_flight.popleft()
             out.extend(self._finish(done, future.result()))
         return out
+
+    def session_stats(self) -> dict:
+        """This stage's part of a session's statistics line."""
+        return {
+            "frames_analysed": self.stats.processed,
+            "frames_dropped": self.stats.dropped,
+            "frames_rejected": self.rejected_frames,
+            "last_rejection": self.last_rejection,
+            "frames_with_faces": self.frames_with_faces,
+            "vision_p50_ms": self.stats.as_dict()["p50_ms"],
+            "precision": self.analyzer.precisions,
+        }
 
     def close(self):
         out: list[dict] = []
