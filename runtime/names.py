@@ -110,3 +110,6 @@ WORDS_TOKENIZER = "words_tokenizer"  # tokenizer.json (Hugging Face tokenizers)
 WORDS_HEAD = "words_head"  # .npz: the emotion head's arrays (runtime/words/head.py)
 WORDS_HEAD_CARD = "words_head_card"  # .json: what the head was trained on, dev metrics
 WORDS_MAX_TOKENS = 64  # longer utterances are truncated (FACTS: MELD fits)
+
+# The fitted fusion model (weights, uncertainty threshold, what fitted them): a bundle file.
+FUSION_FILE = "fusion"
