@@ -113,3 +113,7 @@ WORDS_MAX_TOKENS = 64  # longer utterances are truncated (FACTS: MELD fits)
 
 # The fitted fusion model (weights, uncertainty threshold, what fitted them): a bundle file.
 FUSION_FILE = "fusion"
+
+# BlazeFace full-range (fp32 only; same tensor names as FACE_DETECTOR, input [1, 3, 192, 192],
+# outputs [1, 2304, 16] and [1, 2304, 1]): small faces, group shots.
+FACE_DETECTOR_FULL = "face_detector_full"
