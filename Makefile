@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml $(LOCK) | apt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c $(LOCK) torch==2.13.0
-	$(BIN)/pip install -q -c $(LOCK) -e ".[export,audio,test]"
+	$(BIN)/pip install -q -c $(LOCK) -e ".[export,audio,test,eval]"
 	touch $@
 
 # After a green `make test`: record the versions it passed with.

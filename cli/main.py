@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 import emolive
-from emolive.cli import bench, calibrate, doctor, export, models, reason, run, serve
+from emolive.cli import bench, calibrate, doctor, eval, export, models, reason, run, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,6 +30,7 @@ main.add_command(doctor.doctor)
 main.add_command(serve.serve)
 main.add_command(calibrate.calibrate)
 main.add_command(reason.reason)
+main.add_command(eval.eval_command)
 
 
 if __name__ == "__main__":
