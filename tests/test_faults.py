@@ -66,7 +66,7 @@ def test_full_disk_is_a_clear_error_that_counts_what_was_written(tmp_path):
 
 def test_slow_reasoning_merges_windows_and_loses_none():
     class SlowReader:
-        def judge(self, window, labels):
+        def judge(self, window, labels, **hints):
             time.sleep(0.2)
             return Judgement(explain=lambda label: f"{len(window.expressions)} frames")
 

@@ -40,7 +40,7 @@ from emolive.runtime.reasoning.labels import (
     label_token_ids,
     score_labels,
 )
-from emolive.runtime.reasoning.screen import screen
+from emolive.runtime.reasoning.screen import ABSTAINED_INSTRUCTIONS, screen
 
 MIN_TRANSCRIPT_TOKENS = 16
 
@@ -156,12 +156,16 @@ class Reasoner:
     # -- the reading ----------------------------------------------------------------------
 
     def score(
-        self, clues: Clues | Mapping, labels: LabelSet | Sequence[str] | str | None = None
+        self,
+        clues: Clues | Mapping,
+        labels: LabelSet | Sequence[str] | str | None = None,
+        with_scores: bool = True,
     ) -> Scored:
         """The LLM's calibrated probabilities over ``labels`` for ``clues``, unrounded, with
-        the prompt left in the cache so ``explain_label`` can continue it. When nothing is
-        left to read once the words addressed to the classifier are set aside, ``probs`` is
-        None and ``abstained`` says why."""
+        the prompt ready for ``explain_label``. When nothing is left to read once the words
+        addressed to the classifier are set aside, ``probs`` is None and ``abstained`` says
+        why. ``with_scores`` False: only render the prompt (the session's fusion gives the LLM
+        no weight, so its label scores would cost ~0.4 s for nothing); ``probs`` is None."""
         t0 = time.perf_counter()
         if not isinstance(clues, Clues):
             clues = Clues.from_mapping(clues)
@@ -180,11 +184,15 @@ class Reasoner:
             return Scored(labels, heard, clues, None, None, ABSTAINED_INSTRUCTIONS, set_aside,
                           [screened.note] if screened.note else [], [], t0, t0, t0, calibrated=False)  # fmt: skip
         label_ids = label_token_ids(self.llm.tokenizer, labels)
-        cf = self.content_free(labels, label_ids) if self.config.calibrate else None
+        cf = self.content_free(labels, label_ids) if self.config.calibrate and with_scores else None
         t_cf = time.perf_counter()
         ids, notes = self._render(labels, clues, self._budget(labels, label_ids))
         if set_aside:
             notes.insert(0, screened.note)
+        if not with_scores:
+            t = time.perf_counter()
+            return Scored(labels, heard, clues, None, None, None, set_aside, notes, ids, t0, t, t,
+                          calibrated=False)  # fmt: skip
         raw = self._label_probs(labels, ids, label_ids)
         probs = calibrate(raw, cf) if cf is not None else raw
         return Scored(labels, heard, clues, probs, raw, None, set_aside, notes, ids, t0, t_cf,
@@ -276,12 +284,6 @@ class Reasoner:
                 "total": round((t_end - scored.t0) * 1e3, 1),
             },  # fmt: skip
         }
-
-
-ABSTAINED_INSTRUCTIONS = (
-    "the words were addressed to the classifier, not evidence of emotion, "
-    "and there were no other clues"
-)
 
 
 @dataclass

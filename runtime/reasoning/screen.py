@@ -35,6 +35,12 @@ from dataclasses import dataclass
 
 from emolive.runtime.names import EMOTION_WORDS
 
+# Why a reading abstains when every sentence it heard was addressed to the classifier.
+ABSTAINED_INSTRUCTIONS = (
+    "the words were addressed to the classifier, not evidence of emotion, "
+    "and there were no other clues"
+)
+
 _SENTENCE = re.compile(r"(?<=[.!?;\u2026])\s+|\n+|(?=<\|)|(?<=\|>)")
 _CONTROL = re.compile(
     r"<\|[^|>]{0,40}\|?>|\[/?inst\]|<<\s*/?sys\s*>>|^\W*(?:system|assistant|user|developer)\s*:"

@@ -26,11 +26,14 @@ from typing import Protocol
 import numpy as np
 
 from emolive.runtime.evidence import Evidence
-from emolive.runtime.fusion import fuse_evidence, reading_event
+from emolive.runtime.fusion import FusionModel, fuse_evidence, reading_event
 from emolive.runtime.names import FER_LABELS
+from emolive.runtime.reasoning.screen import ABSTAINED_INSTRUCTIONS, screen
 from emolive.runtime.stage import Stage
 from emolive.runtime.vision.clues import FaceMeasures, measure_clues
 from emolive.runtime.windows import Window
+
+HAND_SET = FusionModel()  # without a bundle's fitted model
 
 
 # -- clues in words, made from the evidence for the prompt and the reading ----------------------
@@ -76,9 +79,24 @@ class Judgement:
 
 
 class WindowReasoner(Protocol):
-    """What the reasoning stage asks of a profile's reasoner (call from one thread)."""
+    """What the reasoning stage asks of a profile's reasoner (call from one thread).
 
-    def judge(self, window: Window, labels: Sequence[str]) -> Judgement: ...
+    ``transcript``: the window's words with the sentences addressed to the classifier set
+    aside (the stage screens once, for every reader of the words); ``score``: whether the
+    fusion weighs the reasoner's probabilities at all (when not, a reasoner may skip making
+    them and only prepare its explanation)."""
+
+    def judge(
+        self, window: Window, labels: Sequence[str], transcript: str | None = None,
+        score: bool = True,
+    ) -> Judgement: ...  # fmt: skip
+
+
+class WordsReader(Protocol):
+    """A words model: ``read(text, labels).probabilities`` is a distribution over
+    ``labels`` (``runtime/words``)."""
+
+    def read(self, text: str, labels: Sequence[str]): ...
 
 
 class LlmReasoner:
@@ -105,21 +123,24 @@ class LlmReasoner:
     def backend_info(self) -> dict:
         return dict(getattr(self.reasoner.llm, "backend_info", {}) or {})
 
-    def judge(self, window: Window, labels: Sequence[str]) -> Judgement:
+    def judge(
+        self, window: Window, labels: Sequence[str], transcript: str | None = None,
+        score: bool = True,
+    ) -> Judgement:  # fmt: skip
         from emolive.runtime.reasoning.clues import Clues
 
         evidence = window.evidence
         clues = Clues(
             visual=tuple(visual_clues(evidence)),
             audio=tuple(audio_clues(evidence)),
-            transcript=evidence.transcript,
+            transcript=evidence.transcript if transcript is None else transcript,
         )
         if clues.empty:  # the reading abstains or rests on the face: nothing to read
             return Judgement()
         t0 = time.perf_counter()
-        scored = self.reasoner.score(clues, labels=list(labels))
-        latency = {f"llm_{k}": v for k, v in scored.latency_ms().items()}
-        if scored.probs is None:  # nothing left to read once the words were screened
+        scored = self.reasoner.score(clues, labels=list(labels), with_scores=score)
+        latency = {f"llm_{k}": v for k, v in scored.latency_ms().items()} if score else {}
+        if scored.abstained is not None:  # nothing left to read once the words were screened
             return Judgement(abstained=scored.abstained, notes=scored.notes, latency_ms=latency)
 
         def explain(label: str) -> str | None:
@@ -149,12 +170,21 @@ class ReasoningStage(Stage):
         reasoner: WindowReasoner | None,
         labels: Sequence[str] = FER_LABELS,
         backend: dict | None = None,
+        words: WordsReader | None = None,
+        model: FusionModel = HAND_SET,
+        hesitancy: Callable | None = None,
         **stage_options,
     ) -> None:
+        """``words``: the profile's words model (None: the words weigh in only through the
+        reasoner); ``model``: how the modalities pool (the bundle's fitted one);
+        ``hesitancy``: ``(evidence, expressions) -> dict | None``, the hesitancy flag."""
         stage_options["maxsize"] = 1
         stage_options["keep_latest"] = False
         super().__init__("reasoning", **stage_options)
         self.reasoner = reasoner
+        self.words = words
+        self.model = model
+        self.hesitancy = hesitancy
         self.labels = tuple(labels)
         self.backend = dict(backend or {})
         self.merged = 0
@@ -182,17 +212,39 @@ class ReasoningStage(Stage):
     def process(self, window: Window):
         t0 = time.perf_counter()
         evidence = window.evidence
+        notes = list(window.notes) + list(self.degraded_notes)
+        # The words are screened once, for every reader of them: sentences addressed to the
+        # classifier weigh nothing, for the words model as for the LLM.
+        heard = evidence.transcript
+        screened = screen(heard, self.labels) if heard else None
+        kept = screened.kept if screened is not None else heard
+        if screened is not None and screened.set_aside:
+            notes.append(screened.note)
+        latency: dict[str, float] = {}
+        words = None
+        if self.words is not None and kept.strip():
+            t = time.perf_counter()
+            words = self.words.read(kept, self.labels)
+            latency["words"] = (time.perf_counter() - t) * 1e3
         judged = Judgement()
         if self.reasoner is not None:
-            judged = self.reasoner.judge(window, self.labels)
-        fused = fuse_evidence(self.labels, evidence.face_scores, judged.probs)
+            judged = self.reasoner.judge(
+                window, self.labels, transcript=kept, score=self.model.weight("llm") > 0
+            )
+        fused = fuse_evidence(
+            self.labels, evidence.face_scores, judged.probs, self.model,
+            words=None if words is None else words.probabilities,
+        )  # fmt: skip
         explanation = None
-        if fused.probs is not None and judged.explain is not None:
+        if fused.label is not None and judged.explain is not None:
             explanation = judged.explain(fused.label)  # the reading's own label
         reason_ms = (time.perf_counter() - t0) * 1e3
-        notes = list(window.notes) + list(self.degraded_notes) + list(judged.notes)
+        notes += [n for n in judged.notes if n not in notes]
         if window.merged:
             notes.append(f"{window.merged + 1} windows merged: reasoning was slower than real time")
+        abstain = judged.abstained
+        if abstain is None and screened is not None and screened.set_aside and not kept.strip():
+            abstain = ABSTAINED_INSTRUCTIONS
         event = reading_event(
             t_start=window.t_start,
             t_end=window.t_end,
@@ -207,11 +259,14 @@ class ReasoningStage(Stage):
             latency_ms={
                 "reason": reason_ms,
                 "since_window_end": (time.monotonic() - window.closed_at) * 1e3,
+                **latency,
                 **judged.latency_ms,
             },
             backend={**self.backend, **judged.backend},
             notes=notes,
-            abstain=judged.abstained,
+            model=self.model,
+            abstain=abstain,
             fused=fused,
+            hesitancy=self.hesitancy(evidence, window.expressions) if self.hesitancy else None,
         )
         return [event]
