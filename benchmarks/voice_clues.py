@@ -77,7 +77,8 @@ def clips(seed: int = 0) -> list[dict]:
             pc = describe(m)
             out.append({"speaker": voice, "k": k, "label": label, "text": text,
                         "clues": list(pc.clues), "notes": list(getattr(pc, "notes", ())),
-                        "measures": m.as_dict()})  # fmt: skip
+                        "measures": m.as_dict(), "relative": pc.relative,
+                        "baseline_ready": getattr(pc, "baseline_ready", bool(pc.relative))})  # fmt: skip
     return out
 
 
@@ -136,6 +137,25 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
+def fit_voice(rows: list[dict]) -> str:
+    """Leave-one-speaker-out accuracy of a VoiceModel over the speaker-relative measures
+    (utterances with a ready baseline only). On rule-made speech this shows the measures
+    carry the rules' directions, not that they read real emotion."""
+    from emolive.runtime.audio.voice_evidence import FEATURES, VoiceModel
+
+    ready = [r for r in rows if r["baseline_ready"]]
+    right = 0
+    for held in SPEAKERS:
+        train = [r for r in ready if r["speaker"] != held]
+        test = [r for r in ready if r["speaker"] == held]
+        x = np.array([[r["relative"].get(k, 0.0) for k in FEATURES] for r in train])
+        model = VoiceModel.fit(x, [r["label"] for r in train], list(PROFILES), "synthetic")
+        for r in test:
+            p = model.predict([r["relative"].get(k, 0.0) for k in FEATURES])
+            right += model.labels[int(np.argmax(p))] == r["label"]
+    return f"{right}/{len(ready)}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--llm", action="store_true")
@@ -143,6 +163,7 @@ def main() -> None:
     ap.add_argument("--json")
     a = ap.parse_args()
     rows = clips()
+    print(f"voice model, leave one speaker out: {fit_voice(rows)} right")
     if a.llm:
         print(f"LLM {read_labels(rows, a.bundle) * 1000:.0f} ms per distinct clue list")
     s = summary(rows)
