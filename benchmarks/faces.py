@@ -116,7 +116,11 @@ class Vision:
         )
         self.short = FaceDetector(OrtGraph(path[FACE_DETECTOR], "fp32", threads=1))
         self.tiled = FaceDetector(OrtGraph(path[FACE_DETECTOR], "fp32", threads=1), tiles=2)
-        self.full = FaceDetector(OrtGraph(full, "fp32", threads=1), model=FULL_RANGE)
+        self.full = FaceDetector(
+            OrtGraph(full, "fp32", threads=1),
+            score_threshold=FULL_RANGE.min_score,
+            model=FULL_RANGE,
+        )
         self.mesh = FaceLandmarker(OrtGraph(path[FACE_LANDMARKS], "fp32", threads=1))
 
     def faces(self, image: np.ndarray, detector: FaceDetector):

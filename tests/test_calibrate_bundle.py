@@ -170,12 +170,16 @@ def test_calibrate_bundle_adds_checked_int8_variants(vision_bundle, tmp_path, as
         info = manifest["graphs"][name]["variants"]["int8"]
         info["measured_on"] = {**info["measured_on"], "cpu_class": "elsewhere"}
     (bundle_dir / MANIFEST).write_text(json.dumps(manifest))
-    rechecked = FaceAnalyzer(Bundle.open(bundle_dir), VisionConfig(precision="int8", threads=1))
+    rechecked = FaceAnalyzer(
+        Bundle.open(bundle_dir), VisionConfig(precision="int8", threads=1, detector="short-range")
+    )
     assert set(rechecked.precisions.values()) == {"int8"}
     assert not [n for n in rechecked.notes if "fell back" in n]
     manifest["graphs"][EXPRESSION]["variants"]["int8"]["probe_tolerance"] = 0.0
     (bundle_dir / MANIFEST).write_text(json.dumps(manifest))
-    fallen = FaceAnalyzer(Bundle.open(bundle_dir), VisionConfig(precision="int8", threads=1))
+    fallen = FaceAnalyzer(
+        Bundle.open(bundle_dir), VisionConfig(precision="int8", threads=1, detector="short-range")
+    )
     assert fallen.precisions[EXPRESSION] == "fp32" and fallen.precisions[FACE_DETECTOR] == "int8"
     assert any(f"{EXPRESSION} int8" in n and "fell back to fp32" in n for n in fallen.notes)
     got = fallen.analyze(Frame(t=0.0, index=0, image=image))

@@ -43,7 +43,9 @@ def small_group(image: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def full_detector(vision_bundle):  # noqa: F811
     path = Bundle.open(vision_bundle).graph(FACE_DETECTOR_FULL).variant("fp32").path
-    return FaceDetector(OrtGraph(path, "fp32", threads=1), model=FULL_RANGE)
+    return FaceDetector(
+        OrtGraph(path, "fp32", threads=1), score_threshold=FULL_RANGE.min_score, model=FULL_RANGE
+    )
 
 
 def test_full_range_finds_small_faces_short_range_misses(
@@ -55,9 +57,9 @@ def test_full_range_finds_small_faces_short_range_misses(
     frame = small_group(multi_face_bgr)
     full = [f for f in full_detector.detect(frame)]
     confirmed = [m for m in landmarker.landmarks_many(frame, full) if m.presence >= 0.5]
-    assert len(confirmed) == 5  # all five people
+    assert len(confirmed) >= 4  # of five people (4 at score 0.6, 5 at 0.5)
     assert all(f.width < 60 for f in full)
-    assert len(detector.detect(frame)) < 5
+    assert len(detector.detect(frame)) <= 2
 
 
 def test_full_range_still_finds_a_close_face_and_no_face_in_a_landscape(
@@ -141,7 +143,7 @@ def test_analyzer_defaults_to_full_range_and_reads_a_small_group(
     analyzer = FaceAnalyzer(Bundle.open(vision_bundle), VisionConfig(detect_every=1))
     assert analyzer.detector_model is FULL_RANGE
     events = analyzer.analyze(Frame(0.0, 0, small_group(multi_face_bgr)))
-    assert len(events) == 5
+    assert len(events) >= 4
     short = FaceAnalyzer(Bundle.open(vision_bundle), VisionConfig(detector="short-range"))
     assert short.detector_model is SHORT_RANGE
     with pytest.raises(ValueError, match="detector must be"):

@@ -56,7 +56,7 @@ class VisionConfig:
     threads: int | None = 1
     precision: str | None = None  # None: the variant the bundle measured best for the device
     max_faces: int = 10
-    min_face_score: float = 0.5
+    min_face_score: float | None = None  # None: the detector model's (0.5 short, 0.6 full)
     min_presence: float = 0.5  # FaceMesh face-presence a detection needs to count as a face
     landmarks: bool = True  # verification and visual clues need landmarks
     # Which BlazeFace finds faces. "full-range" finds faces down to ~30-50 px in a 640x480
@@ -166,7 +166,9 @@ class FaceAnalyzer:
         self.detector_model = model
         self.detector = FaceDetector(
             runner(FACE_DETECTOR_FULL if model is FULL_RANGE else FACE_DETECTOR),
-            score_threshold=config.min_face_score,
+            score_threshold=(
+                config.min_face_score if config.min_face_score is not None else model.min_score
+            ),
             max_faces=config.max_faces,
             tiles=config.tiles,
             model=model,

