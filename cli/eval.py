@@ -121,4 +121,17 @@ def _f(x) -> str:
 
 
 def _command_line() -> str:
-    return "emo-live " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """The command as given: the options the user set, in the command's order."""
+    ctx = click.get_current_context()
+    words = ["emo-live", "eval"]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is None or source.name == "DEFAULT":
+            continue
+        value = ctx.params[param.name]
+        flag = param.opts[0]
+        if getattr(param, "is_flag", False):
+            words.append(flag)
+        else:
+            words += [flag, str(value)]
+    return " ".join(shlex.quote(w) for w in words)

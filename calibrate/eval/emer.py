@@ -152,7 +152,7 @@ class LlmJudge:
         self.ask = ask
 
     @classmethod
-    def from_llm(cls, llm, max_new_tokens: int = 48) -> LlmJudge:
+    def from_llm(cls, llm, max_new_tokens: int = 32) -> LlmJudge:
         from emolive.runtime.llm.generate import GenerationConfig
 
         config = GenerationConfig(max_new_tokens=max_new_tokens, stop_strings=("\n\n",))

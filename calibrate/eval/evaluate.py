@@ -59,6 +59,7 @@ def evaluate(
             "created_utc": bundle.manifest.get("created_utc"),
             "profile": bundle.profile,
         },  # fmt: skip
+        "code": _code_version(),
         "dataset": dataset.record(),
         "modality": config.modality,
         "limit": config.limit,
@@ -83,6 +84,21 @@ def evaluate(
 
     report["compression"] = compression(report["runs"])
     return report
+
+
+def _code_version() -> dict:
+    """The commit evaluated, and whether the working tree differed from it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "modified": None}
+    return {"commit": head, "modified": bool(dirty)}
 
 
 class _null:

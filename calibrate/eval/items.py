@@ -139,9 +139,13 @@ class ItemRunner:
         self.modality = modality
         self.labels = tuple(labels)
         self.explain = explain
-        runtime = RuntimeConfig(
-            precision=precision_map(self.bundle, precision), threads=runtime_threads
-        )
+        forced = precision_map(self.bundle, precision)
+        if precision is not None and not forced:
+            raise EvalError(
+                f"the bundle at {bundle_path} has no {precision} variant of any graph "
+                "(int8 variants come from `emo-live calibrate`)"
+            )
+        runtime = RuntimeConfig(precision=forced, threads=runtime_threads)
         config = SessionConfig(bundle=Path(bundle_path), labels=self.labels, runtime=runtime)
         self.failures: list[Any] = []
         self.pipeline = profiles.build(

@@ -155,6 +155,8 @@ def read_manifest(path: Path, labels: tuple[str, ...] = FER_LABELS) -> Dataset:
             raise DatasetError(f"{path}: unknown column(s) {', '.join(unknown)}")
         for row in rows:
             line = rows.line_num
+            if None in row:
+                raise DatasetError(f"{path}:{line}: more fields than the header names")
             items.append(_manifest_item(path, line, row, labels))
     if not items:
         raise DatasetError(f"{path}: no items")

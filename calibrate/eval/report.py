@@ -111,6 +111,10 @@ def markdown(report: dict) -> str:
         + (f", first {report['limit']} evaluated" if report["limit"] else ""),
         f"- labels: {', '.join(report['labels'])}",
     ]
+    code = report.get("code") or {}
+    if code.get("commit"):
+        dirty = " (working tree modified)" if code.get("modified") else ""
+        lines.append(f"- code: {code['commit'][:12]}{dirty}")
     lines += [f"- {n}" for n in d["notes"]]
     lines += [
         "",
@@ -177,7 +181,7 @@ def markdown(report: dict) -> str:
 def _emer_lines(emer: dict | None) -> list[str]:
     if emer is None:
         return []
-    out = ["", f"### EMER metrics ({emer['items']} items with reference clues)", ""]
+    out = ["", f"### EMER metrics: {emer['items']} item(s) with reference clues", ""]
     out += ["| scorer | clue overlap 0–10 | label overlap 0–10 | modality completeness 0–3 |",
             "|---|---|---|---|"]  # fmt: skip
     for name, title in (("llm", "bundle LLM as judge"), ("embedding", "sentence embeddings")):
