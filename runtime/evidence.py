@@ -89,5 +89,14 @@ class Evidence:
         return [u.prosody for u in self.utterances if getattr(u, "prosody", None) is not None]
 
     @property
+    def voice_notes(self) -> list[str]:
+        """What the voice's measures could not yet say (e.g. no baseline for this speaker):
+        for the reading's notes, never for a prompt."""
+        out: list[str] = []
+        for p in self.prosody:
+            out.extend(n for n in getattr(p, "notes", ()) if n not in out)
+        return out
+
+    @property
     def spoke(self) -> bool:
         return bool(self.transcript or any(getattr(u, "clues", ()) for u in self.utterances))

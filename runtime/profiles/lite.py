@@ -11,6 +11,8 @@ RUNTIME_NAMES = {"ort": "onnxruntime", "trt": "tensorrt"}
 
 
 def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
+    from emolive.runtime.fusion import FusionModel
+    from emolive.runtime.reasoning.hesitancy import hesitancy
     from emolive.runtime.reasoning.stage import ReasoningStage
 
     runtime = config.runtime
@@ -46,8 +48,9 @@ def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
     if vision is not None:
         backend["precision"] = dict(vision.analyzer.precisions)
     reasoning = ReasoningStage(
-        reasoner, labels=config.labels, backend=backend, on_failure=ctx.on_failure
-    )
+        reasoner, labels=config.labels, backend=backend, on_failure=ctx.on_failure,
+        model=FusionModel.from_bundle(bundle), hesitancy=hesitancy,
+    )  # fmt: skip
     return Pipeline(vision, audio, reasoning, list(dict.fromkeys(notes)), backend)
 
 

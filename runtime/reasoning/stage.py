@@ -212,7 +212,7 @@ class ReasoningStage(Stage):
     def process(self, window: Window):
         t0 = time.perf_counter()
         evidence = window.evidence
-        notes = list(window.notes) + list(self.degraded_notes)
+        notes = list(window.notes) + list(self.degraded_notes) + evidence.voice_notes
         # The words are screened once, for every reader of them: sentences addressed to the
         # classifier weigh nothing, for the words model as for the LLM.
         heard = evidence.transcript
