@@ -26,7 +26,17 @@ from emolive.cli.common import default_bundle
 @click.option(
     "--stage", "stages", multiple=True, help="Export only these stages (repeatable); default: all."
 )
-def export(out: Path | None, profile: str, stages: tuple[str, ...]) -> None:
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="affectgpt: the training checkpoint (.pth).")  # fmt: skip
+@click.option("--vision", type=click.Path(path_type=Path), default=None,
+              help="affectgpt: the CLIP folder (Hugging Face layout).")  # fmt: skip
+@click.option("--audio", type=click.Path(path_type=Path), default=None,
+              help="affectgpt: the HuBERT folder (Hugging Face layout).")  # fmt: skip
+@click.option("--llm", type=click.Path(path_type=Path), default=None,
+              help="affectgpt: the Qwen2 folder (Hugging Face layout).")  # fmt: skip
+def export(
+    out: Path | None, profile: str, stages: tuple[str, ...], checkpoint, vision, audio, llm
+) -> None:
     """Export every stage's model to ONNX, check each graph against its reference, write a bundle.
 
     Needs the export extra (torch) and the fetched sources (`emo-live models fetch`).
@@ -36,8 +46,10 @@ def export(out: Path | None, profile: str, stages: tuple[str, ...]) -> None:
     Example:
       emo-live export --out bundles/lite
       emo-live export --out /tmp/b --stage vision
+      emo-live export --profile affectgpt --checkpoint ckpt.pth --vision clip-vit-large-patch14
+        --audio chinese-hubert-large --llm Qwen2.5-7B-Instruct --out bundles/affectgpt
     """
-    from emolive.export.profiles import PROFILES, export_profile, stages_of
+    from emolive.export.profiles import PROFILES, export_profile, profile_module, stages_of
 
     if profile not in PROFILES:
         raise click.BadParameter(
@@ -50,6 +62,15 @@ def export(out: Path | None, profile: str, stages: tuple[str, ...]) -> None:
             f"{profile} has no stage(s) {unknown}; choose from {', '.join(table)}",
             param_hint="--stage",
         )
+    given = {"checkpoint": checkpoint, "vision": vision, "audio": audio, "llm": llm}
+    declared = tuple(getattr(profile_module(profile), "OPTIONS", ()))
+    for name, value in given.items():
+        if value is not None and name not in declared:
+            raise click.BadParameter(f"only for a profile that takes it, not {profile}",
+                                     param_hint=f"--{name}")  # fmt: skip
+        if value is None and name in declared:
+            raise click.BadParameter(f"--profile {profile} needs it", param_hint=f"--{name}")
+    options = {k: v for k, v in given.items() if k in declared}
     names = list(stages) or list(table)
     out = out or default_bundle()
     with click.progressbar(
@@ -62,7 +83,7 @@ def export(out: Path | None, profile: str, stages: tuple[str, ...]) -> None:
             click.echo(f"\n{msg}", err=True)
 
         try:
-            checks = export_profile(profile, out, names, log=log)
+            checks = export_profile(profile, out, names, log=log, options=options)
         except Exception as e:
             raise click.ClickException(f"export failed, nothing written to {out}: {e}") from e
     click.echo(json.dumps({"bundle": str(out), "checks": checks}, indent=2, default=str))

@@ -20,6 +20,7 @@ from emolive.export.bundle import BundleWriter
 # profile name -> the module that declares its stages
 PROFILES: dict[str, str] = {
     "lite": "emolive.export.lite",
+    "affectgpt": "emolive.export.affectgpt",
 }
 
 
@@ -39,10 +40,21 @@ def export_profile(
     stages: Sequence[str] | None = None,
     log: Callable[[str], None] = print,
     work: Path | None = None,
+    options: dict | None = None,
 ) -> dict:
     """Export ``profile``'s ``stages`` (default: all) into the bundle folder ``out``, which
-    is replaced whole only once every stage's checks passed; returns the checks."""
+    is replaced whole only once every stage's checks passed; returns the checks.
+    ``options``: keyword arguments for every stage function, for profiles that declare them
+    (``OPTIONS``, e.g. affectgpt's checkpoint and model folders); others take none."""
     module = profile_module(profile)
+    options = dict(options or {})
+    declared = tuple(getattr(module, "OPTIONS", ()))
+    extra = sorted(set(options) - set(declared))
+    if extra:
+        raise ValueError(f"profile {profile!r} takes no option(s) {extra}")
+    absent = [o for o in declared if options.get(o) is None]
+    if absent:
+        raise ValueError(f"profile {profile!r} needs option(s) {absent}")
     table = dict(module.STAGES)
     stages = list(stages or table)
     unknown = [s for s in stages if s not in table]
@@ -61,7 +73,7 @@ def export_profile(
                 mod, func = table[stage]
                 log(f"exporting {stage} ...")
                 add = getattr(importlib.import_module(mod), func)
-                checks[stage] = add(writer, Path(work or tmp) / stage, log)
+                checks[stage] = add(writer, Path(work or tmp) / stage, log, **options)
         writer.manifest["checks"] = checks
         writer.write()
         if out.exists():

@@ -1,0 +1,182 @@
+"""An AffectGPT training checkpoint (``checkpoint_%06d_loss_%.3f.pth``): read, checked by key.
+
+The file is ``torch.save`` of {"model": the trainable weights only, "optimizer", "config",
+"scaler", "epoch"}, fp32, storages saved from ``cuda:0``. AffectGPT itself loads it with
+``strict=False``, so a missing key silently stays random; here every projector, fusion and
+LoRA key the export needs must be present, and each size is read from the weights.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# Single linear layers (``.weight`` [out, in] + ``.bias``) the export needs, by role.
+PROJECTORS = (
+    "video_attention_mlp",  # [1, Dv]: frame scores (no softmax)
+    "affectgpt_proj",  # [H, Dv]: pooled frames -> <FaceHere>/<FrameHere>
+    "audio_attention_mlp",  # [1, Da]
+    "audio_llama_proj",  # [H, Da] -> <AudioHere>
+    "multi_video_embs",  # [M, Dv], M = max(Da, Dv)
+    "multi_audio_embs",  # [M, Da]
+    "attention_mlp",  # [M, 2M]
+    "fc_att",  # [2, M]
+    "multi_llama_proj",  # [H, M] -> <MultiHere>
+)
+UNUSED = ("image_llama_proj",)  # always saved; video models never use it
+LORA_PREFIX = "llama_model.base_model.model.model.layers."
+LORA_TARGETS = (
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
+)  # fmt: skip
+LORA_ALPHA = 32.0  # AffectGPT's LoraConfig(lora_alpha=32), whatever r is
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be exported; the message names the file and the key."""
+
+    def __init__(self, path: Path | str, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+
+
+def lora_key(layer: int, target: str, ab: str) -> str:
+    return f"{LORA_PREFIX}{layer}.{target}.lora_{ab}.default.weight"
+
+
+@dataclass
+class Sizes:
+    """Every width, from the weights."""
+
+    video: int  # Dv: the vision encoder's feature (CLIP projection_dim)
+    audio: int  # Da: HuBERT's hidden size
+    multi: int  # M
+    hidden: int  # H: the LLM's
+    lora_layers: int
+    lora_rank: int
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    weights: dict[str, np.ndarray]  # the projectors and fusion layers, fp32
+    lora: dict[str, np.ndarray]  # LoRA keys as saved
+    sizes: Sizes
+    unexpected: list[str] = field(default_factory=list)
+    epoch: int | None = None
+
+    def linear(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.weights[f"{name}.weight"], self.weights[f"{name}.bias"]
+
+    def lora_delta(self, layer: int, target: str) -> np.ndarray:
+        """(alpha / r) · B @ A for one LLM linear: [out, in]."""
+        a = self.lora[lora_key(layer, target, "A")].astype(np.float64)
+        b = self.lora[lora_key(layer, target, "B")].astype(np.float64)
+        return ((LORA_ALPHA / a.shape[0]) * (b @ a)).astype(np.float32)
+
+
+def _read(path: Path) -> dict:
+    import torch
+
+    if not path.is_file():
+        raise CheckpointError(path, "no such checkpoint file")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        size = path.stat().st_size
+        raise CheckpointError(
+            path, f"not a readable torch checkpoint ({size} bytes; truncated or damaged?): {e}"
+        ) from e
+    if not isinstance(blob, dict) or not isinstance(blob.get("model"), dict):
+        keys = sorted(blob)[:8] if isinstance(blob, dict) else type(blob).__name__
+        raise CheckpointError(
+            path,
+            f"no 'model' dict of trainable weights (an AffectGPT checkpoint has one); has {keys}",
+        )
+    return blob
+
+
+def read_checkpoint(path: Path | str, llm_layers: int | None = None) -> Checkpoint:
+    """Read and check ``path``. ``llm_layers``: the LLM's layer count, so that LoRA for each
+    of its layers is required (None: the layers the LoRA keys name)."""
+    path = Path(path)
+    blob = _read(path)
+    state = blob["model"]
+    arrays = {}
+    for k, v in state.items():
+        if not hasattr(v, "detach"):
+            raise CheckpointError(path, f"key {k!r} is not a tensor")
+        arrays[k] = v.detach().to("cpu").float().numpy()
+    known = {f"{p}.{s}" for p in (*PROJECTORS, *UNUSED) for s in ("weight", "bias")}
+    if not any(k in known or k.startswith(LORA_PREFIX) for k in arrays):
+        raise CheckpointError(
+            path,
+            "not an AffectGPT checkpoint: none of its keys is a projector, fusion or LoRA key "
+            f"(e.g. 'affectgpt_proj.weight'); it has {sorted(arrays)[:6]}",
+        )
+    missing = sorted(k for p in PROJECTORS for k in (f"{p}.weight", f"{p}.bias") if k not in arrays)
+    if missing:
+        raise CheckpointError(path, f"missing projector/fusion key(s) {missing}")
+    weights = {k: arrays[k] for k in known if k in arrays}
+    lora = {k: v for k, v in arrays.items() if k.startswith(LORA_PREFIX)}
+    unexpected = sorted(set(arrays) - set(weights) - set(lora))
+    bad_lora = [
+        k for k in lora if not k.endswith((".lora_A.default.weight", ".lora_B.default.weight"))
+    ]
+    unexpected += sorted(bad_lora)
+    for k in bad_lora:
+        del lora[k]
+    if not lora:
+        raise CheckpointError(path, f"no LoRA keys ({lora_key(0, LORA_TARGETS[0], 'A')} ...)")
+    layers = llm_layers
+    if layers is None:
+        layers = 1 + max(int(k[len(LORA_PREFIX) :].split(".")[0]) for k in lora)
+    want = [lora_key(i, t, ab) for i in range(layers) for t in LORA_TARGETS for ab in "AB"]
+    absent = [k for k in want if k not in lora]
+    if absent:
+        raise CheckpointError(path, f"missing {len(absent)} LoRA key(s), first {absent[:3]}")
+    unexpected += sorted(set(lora) - set(want))
+    sizes = _sizes(path, weights, lora, layers)
+    return Checkpoint(path, weights, {k: lora[k] for k in want}, sizes, unexpected,
+                      blob.get("epoch"))  # fmt: skip
+
+
+def _sizes(path: Path, w: dict, lora: dict, layers: int) -> Sizes:
+    def shape(name: str) -> tuple[int, ...]:
+        return tuple(w[f"{name}.weight"].shape)
+
+    def need(name: str, got, want, what: str) -> None:
+        if got != want:
+            raise CheckpointError(path, f"key '{name}.weight' has shape {got}, {what} wants {want}")
+
+    for name in PROJECTORS:
+        if len(shape(name)) != 2 or w[f"{name}.bias"].shape != (shape(name)[0],):
+            raise CheckpointError(
+                path, f"key '{name}': weight {shape(name)} and bias "
+                f"{tuple(w[name + '.bias'].shape)} are not one linear layer",
+            )  # fmt: skip
+    hidden, dv = shape("affectgpt_proj")
+    da = shape("audio_llama_proj")[1]
+    m = max(da, dv)
+    need(
+        "video_attention_mlp", shape("video_attention_mlp"), (1, dv), "a vision feature of width Dv"
+    )
+    need(
+        "audio_llama_proj",
+        shape("audio_llama_proj"),
+        (hidden, da),
+        "the LLM width of affectgpt_proj",
+    )
+    need(
+        "audio_attention_mlp", shape("audio_attention_mlp"), (1, da), "an audio feature of width Da"
+    )
+    need("multi_video_embs", shape("multi_video_embs"), (m, dv), "M = max(Da, Dv)")
+    need("multi_audio_embs", shape("multi_audio_embs"), (m, da), "M = max(Da, Dv)")
+    need("attention_mlp", shape("attention_mlp"), (m, 2 * m), "[M, 2M]")
+    need("fc_att", shape("fc_att"), (2, m), "[2, M]")
+    need("multi_llama_proj", shape("multi_llama_proj"), (hidden, m), "[H, M]")
+    rank = lora[lora_key(0, LORA_TARGETS[0], "A")].shape[0]
+    return Sizes(video=dv, audio=da, multi=m, hidden=hidden, lora_layers=layers, lora_rank=rank)

@@ -1,0 +1,58 @@
+"""What an affectgpt bundle holds, named once for the exporter and the runtime.
+
+Prompt, questions and placeholders as AffectGPT's release code has them (FACTS.md): one
+Vicuna-style line, not ChatML, with a trailing space after ``###Assistant:``.
+"""
+
+from __future__ import annotations
+
+PROFILE = "affectgpt"
+
+# Graphs.
+VISION = (
+    "affectgpt_vision"  # pixels [n, 3, 224, 224] 0..255 BGR -> token [1, H], feature_mean [1, Dv]
+)
+AUDIO = "affectgpt_audio"  # clips [n, 32000] raw 16 kHz -> token [1, H], feature_mean [1, Da]
+FUSION = "affectgpt_fusion"  # video_mean [1, Dv], audio_mean [1, Da] -> token [1, H]
+PIXELS = "pixels"
+CLIPS = "clips"
+TOKEN = "token"
+FEATURE_MEAN = "feature_mean"
+VIDEO_MEAN = "video_mean"
+AUDIO_MEAN = "audio_mean"
+
+# Files (manifest["files"] keys); the LLM's embeddings and tokenizer use runtime.names'.
+CONFIG = "affectgpt_config"  # json: prompt, questions, placeholders, decoding, sampling
+WHEEL = "affectgpt_wheel"  # json: open-vocabulary emotion words -> base labels
+
+FRAMES = 8
+IMAGE_SIZE = 224
+SAMPLE_RATE = 16000
+CLIP_SAMPLES = 32000  # 2 s
+
+# Added to Qwen's tokenizer at load, in this order (ids 151665..151669 on Qwen2.5).
+PLACEHOLDERS = ("<ImageHere>", "<AudioHere>", "<FrameHere>", "<FaceHere>", "<MultiHere>")
+
+_HEAD = "###Human: The audio and video merged info is: <Multi><MultiHere></Multi>. "
+_AUDIO = "The audio content is as follows: <Audio><AudioHere></Audio>. "
+_VIDEO = {
+    "face": "Meanwhile, we uniformly sample raw frames from the video and extract faces from "
+    "these frames: <Video><FaceHere></Video>. ",
+    "frame": "Meanwhile, we uniformly sample raw frames from the video: <Video><FrameHere></Video>. ",
+}
+_TAIL = (
+    "The subtitle of this video is: <Subtitle>{subtitle}</Subtitle>. Now, please answer my "
+    "question based on all the provided information. {question} ###Assistant: "
+)
+
+
+def template(mode: str) -> str:
+    """The prompt for ``mode`` ("face": OpenFace crops, "frame": raw frames)."""
+    return _HEAD + _AUDIO + _VIDEO[mode] + _TAIL
+
+
+QUESTIONS = {
+    "ov": "Please recognize all possible emotional states of the character.",
+    "reason": "Please infer the person's emotional state and provide your reasoning process.",
+}
+STOP_STRING = "###"

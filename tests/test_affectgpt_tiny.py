@@ -1,0 +1,196 @@
+"""Tiny random-weight AffectGPT parts in Hugging Face layout, and a checkpoint with the real
+key names (LoRA in PEFT's naming with the ``default`` adapter, fp32); the checkpoint's
+errors, each naming its key or file. The builders serve tests/test_affectgpt_export.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emolive.export.affectgpt.checkpoint import (
+    LORA_TARGETS,
+    PROJECTORS,
+    CheckpointError,
+    lora_key,
+    read_checkpoint,
+)
+
+TEXT = [
+    "The audio and video merged info is happy sad angry calm worried surprised.",
+    "Please infer the person's emotional state and provide your reasoning process.",
+    "Now, please answer my question based on all the provided information.",
+]
+LLM_LAYERS = 2
+HIDDEN = 64
+CLIP_DIM = 24  # CLIP projection_dim: Dv
+HUBERT_DIM = 32  # Da
+RANK = 4
+
+
+def tiny_tokenizer(folder: Path) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )  # fmt: skip
+    tok.train_from_iterator(TEXT, trainer)
+    tok.save(str(folder / "tokenizer.json"))
+
+
+def build_folders(root: Path, seed: int = 0) -> dict[str, Path]:
+    import transformers as tr
+
+    torch.manual_seed(seed)
+    out = {k: root / k for k in ("vision", "audio", "llm")}
+    clip = tr.CLIPConfig(
+        text_config=dict(hidden_size=16, intermediate_size=24, num_hidden_layers=1,
+                         num_attention_heads=2, vocab_size=64, max_position_embeddings=8,
+                         bos_token_id=0, eos_token_id=1, pad_token_id=1),
+        vision_config=dict(hidden_size=32, intermediate_size=40, num_hidden_layers=2,
+                           num_attention_heads=2, image_size=224, patch_size=32),
+        projection_dim=CLIP_DIM,
+    )  # fmt: skip
+    tr.CLIPModel(clip).save_pretrained(out["vision"])
+    hubert = tr.HubertConfig(
+        hidden_size=HUBERT_DIM, num_hidden_layers=3, num_attention_heads=2, intermediate_size=40,
+        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2, do_stable_layer_norm=True, feat_extract_norm="layer",
+    )  # fmt: skip
+    tr.HubertModel(hubert).save_pretrained(out["audio"])
+    qwen = tr.Qwen2Config(
+        vocab_size=320, hidden_size=HIDDEN, intermediate_size=96, num_hidden_layers=LLM_LAYERS,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+    )  # fmt: skip
+    llm = tr.Qwen2ForCausalLM(qwen)
+    with torch.no_grad():  # a random model's q/k/v biases start at zero: make them count
+        for layer in llm.model.layers:
+            for p in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                p.bias.normal_(0, 0.5)
+    llm.save_pretrained(out["llm"])
+    tiny_tokenizer(out["llm"])
+    (out["llm"] / "generation_config.json").write_text(
+        json.dumps({"top_k": 20, "top_p": 0.8, "eos_token_id": [2, 0]})
+    )
+    return out
+
+
+def checkpoint_state(seed: int = 0, layers: int = LLM_LAYERS, hidden: int = HIDDEN) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    dv, da = CLIP_DIM, HUBERT_DIM
+    m = max(dv, da)
+    shapes = {
+        "image_llama_proj": (hidden, dv), "video_attention_mlp": (1, dv),
+        "affectgpt_proj": (hidden, dv), "audio_attention_mlp": (1, da),
+        "audio_llama_proj": (hidden, da), "multi_video_embs": (m, dv),
+        "multi_audio_embs": (m, da), "attention_mlp": (m, 2 * m), "fc_att": (2, m),
+        "multi_llama_proj": (hidden, m),
+    }  # fmt: skip
+    state = {}
+    for name, (o, i) in shapes.items():
+        state[f"{name}.weight"] = torch.randn(o, i, generator=g) / i**0.5
+        state[f"{name}.bias"] = torch.randn(o, generator=g) * 0.1
+    dims = {"self_attn.q_proj": (64, 64), "self_attn.k_proj": (32, 64),
+            "self_attn.v_proj": (32, 64), "self_attn.o_proj": (64, 64),
+            "mlp.gate_proj": (96, 64), "mlp.up_proj": (96, 64), "mlp.down_proj": (64, 96)}  # fmt: skip
+    for i in range(layers):
+        for t in LORA_TARGETS:
+            o, n = dims[t]
+            state[lora_key(i, t, "A")] = torch.randn(RANK, n, generator=g) * 0.1
+            state[lora_key(i, t, "B")] = torch.randn(o, RANK, generator=g) * 0.1
+    return state
+
+
+def write_checkpoint(path: Path, state: dict | None = None, **extra) -> Path:
+    blob = {"model": checkpoint_state() if state is None else state, "optimizer": {},
+            "config": {"run": "tiny"}, "scaler": None, "epoch": 3, **extra}  # fmt: skip
+    torch.save(blob, path)
+    return path
+
+
+# -- the checkpoint's errors ------------------------------------------------------------------
+def test_a_good_checkpoint_reads_with_sizes_from_the_weights(tmp_path):
+    ck = read_checkpoint(write_checkpoint(tmp_path / "c.pth"), llm_layers=LLM_LAYERS)
+    s = ck.sizes
+    assert (s.video, s.audio, s.multi, s.hidden, s.lora_rank) == (24, 32, 32, 64, RANK)
+    assert ck.unexpected == [] and ck.epoch == 3
+    delta = ck.lora_delta(1, "mlp.down_proj")
+    a = ck.lora[lora_key(1, "mlp.down_proj", "A")]
+    b = ck.lora[lora_key(1, "mlp.down_proj", "B")]
+    np.testing.assert_allclose(delta, (32 / RANK) * b @ a, rtol=1e-4, atol=1e-6)
+
+
+def test_unexpected_keys_are_reported(tmp_path):
+    state = checkpoint_state()
+    state["video_Qformer.bert.x.weight"] = torch.zeros(2)
+    ck = read_checkpoint(write_checkpoint(tmp_path / "c.pth", state))
+    assert ck.unexpected == ["video_Qformer.bert.x.weight"]
+
+
+@pytest.mark.parametrize(
+    "drop", ["affectgpt_proj.weight", "fc_att.bias", "multi_llama_proj.weight"]
+)
+def test_a_missing_projector_or_fusion_key_is_named(tmp_path, drop):
+    state = checkpoint_state()
+    del state[drop]
+    with pytest.raises(
+        CheckpointError, match=rf"c\.pth: missing projector/fusion key\(s\) \['{drop}'\]"
+    ):
+        read_checkpoint(write_checkpoint(tmp_path / "c.pth", state))
+
+
+def test_missing_lora_keys_are_named(tmp_path):
+    state = checkpoint_state()
+    key = lora_key(1, "self_attn.v_proj", "B")
+    del state[key]
+    with pytest.raises(CheckpointError, match=rf"missing 1 LoRA key\(s\), first \['{key}'\]"):
+        read_checkpoint(write_checkpoint(tmp_path / "c.pth", state), llm_layers=LLM_LAYERS)
+    # LoRA for fewer layers than the LLM has: the first absent layer is named
+    short = checkpoint_state(layers=1)
+    with pytest.raises(CheckpointError, match=r"layers\.1\.self_attn\.q_proj\.lora_A"):
+        read_checkpoint(write_checkpoint(tmp_path / "d.pth", short), llm_layers=LLM_LAYERS)
+    no_lora = {k: v for k, v in checkpoint_state().items() if "lora" not in k}
+    with pytest.raises(CheckpointError, match="no LoRA keys"):
+        read_checkpoint(write_checkpoint(tmp_path / "e.pth", no_lora))
+
+
+def test_a_checkpoint_of_another_model_is_refused(tmp_path):
+    other = {"model.layers.0.self_attn.q_proj.weight": torch.zeros(4, 4),
+             "llama_proj.weight": torch.zeros(4, 4)}  # fmt: skip
+    with pytest.raises(CheckpointError, match="not an AffectGPT checkpoint"):
+        read_checkpoint(write_checkpoint(tmp_path / "other.pth", other))
+    torch.save({"state_dict": {}}, tmp_path / "plain.pth")
+    with pytest.raises(CheckpointError, match=r"plain\.pth: no 'model' dict"):
+        read_checkpoint(tmp_path / "plain.pth")
+
+
+def test_a_truncated_checkpoint_is_named(tmp_path):
+    path = write_checkpoint(tmp_path / "c.pth")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(
+        CheckpointError, match=r"c\.pth: not a readable torch checkpoint .*truncated"
+    ):
+        read_checkpoint(path)
+
+
+def test_projector_sizes_that_disagree_are_named(tmp_path):
+    state = checkpoint_state()
+    state["multi_llama_proj.weight"] = torch.zeros(48, 32)  # H 48, affectgpt_proj says 64
+    state["multi_llama_proj.bias"] = torch.zeros(48)
+    with pytest.raises(
+        CheckpointError, match=r"key 'multi_llama_proj.weight' has shape \(48, 32\)"
+    ):
+        read_checkpoint(write_checkpoint(tmp_path / "c.pth", state))
+
+
+def test_every_projector_is_required():
+    assert len(PROJECTORS) == 9
