@@ -33,7 +33,7 @@ def _pins() -> dict[str, str]:
 def _requirements() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"])
-    for extra in ("export", "audio", "test"):  # what the Makefile installs
+    for extra in ("export", "audio", "test", "eval"):  # what the Makefile installs
         reqs += project["optional-dependencies"][extra]
     return [_norm(re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0]) for r in reqs]
 
