@@ -55,7 +55,7 @@ upgrade-check: sources
 	rm -rf $(UPGRADE) && $(PYTHON) -m venv $(UPGRADE)
 	$(UPGRADE)/bin/pip install -q --upgrade pip
 	$(UPGRADE)/bin/pip install -q torch==2.13.0
-	$(UPGRADE)/bin/pip install -q --upgrade --upgrade-strategy eager -e ".[export,audio,test]"
+	$(UPGRADE)/bin/pip install -q --upgrade --upgrade-strategy eager -e ".[export,audio,test,eval]"
 	$(UPGRADE)/bin/pip freeze --exclude-editable | grep -iv '^emo-live' > $(UPGRADE)/freeze.txt
 	@echo "== against $(LOCK) =="
 	@$(UPGRADE)/bin/python .ci/lockdiff.py $(LOCK) $(UPGRADE)/freeze.txt | tee $(UPGRADE)/changes.txt

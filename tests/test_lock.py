@@ -64,6 +64,6 @@ def test_this_environment_is_the_locked_one():
 def test_makefile_installs_with_the_lock_and_torch_first():
     recipe = (ROOT / "Makefile").read_text()
     torch = recipe.index("pip install -q -c $(LOCK) torch==")
-    rest = recipe.index('pip install -q -c $(LOCK) -e ".[export,audio,test]"')
+    rest = recipe.index('pip install -q -c $(LOCK) -e ".[export,audio,test,eval]"')
     assert torch < rest and "LOCK := constraints.txt" in recipe
     assert "upgrade-check:" in recipe and "EMOLIVE_UPGRADE_CHECK=1" in recipe
