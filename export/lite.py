@@ -12,6 +12,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "vision": ("emolive.export.vision", "add_vision_graphs"),
     "audio": ("emolive.export.audio", "add_audio_models"),
     "llm": ("emolive.export.llm.bundle", "add_llm_graphs"),
+    "words": ("emolive.export.words", "add_words_graphs"),
 }
 
 

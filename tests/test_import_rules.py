@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"export": "emolive.export", "calibrate": "emolive.calibrate",
             "runtime": "emolive.runtime", "cli": "emolive.cli"}  # fmt: skip
 STAGES = ("emolive.runtime.vision", "emolive.runtime.audio", "emolive.runtime.reasoning",
-          "emolive.runtime.llm", "emolive.runtime.affectgpt")  # fmt: skip
+          "emolive.runtime.llm", "emolive.runtime.words", "emolive.runtime.affectgpt")  # fmt: skip
 SINKS = ("emolive.runtime.sinks", "emolive.runtime.server")
 SESSION = ("emolive.runtime.session", "emolive.runtime.stage", "emolive.runtime.windows")
 BACKENDS = "emolive.runtime.backends"
