@@ -20,7 +20,8 @@ from emolive.runtime.llm.tokenizer import ChatTokenizer, TextStream
 @dataclass(frozen=True)
 class GenerationConfig:
     max_new_tokens: int = 64
-    top_p: float | None = None  # None: greedy
+    top_p: float | None = None  # None (and no top_k): greedy
+    top_k: int | None = None  # sample among the k likeliest only (before top_p, as transformers)
     temperature: float = 1.0
     seed: int | None = None
     stop_strings: tuple[str, ...] = ()
@@ -31,6 +32,8 @@ class GenerationConfig:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
@@ -62,13 +65,18 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def pick_token(logits: np.ndarray, config: GenerationConfig, rng: np.random.Generator) -> int:
-    if config.top_p is None:
+    if config.top_p is None and config.top_k is None:
         return int(np.argmax(logits))
     probs = softmax(logits / config.temperature)
     order = np.argsort(-probs)
+    if config.top_k is not None:  # the k likeliest, renormalised, then top_p among them
+        order = order[: config.top_k]
+        probs = np.zeros_like(probs)
+        probs[order] = softmax(logits[order] / config.temperature)
+    top_p = 1.0 if config.top_p is None else config.top_p
     cumulative = np.cumsum(probs[order])
     # Smallest set whose mass reaches top_p (always at least the most likely token).
-    keep = order[: int(np.searchsorted(cumulative, config.top_p)) + 1]
+    keep = order[: int(np.searchsorted(cumulative, top_p)) + 1]
     p = probs[keep] / probs[keep].sum()
     return int(rng.choice(keep, p=p))
 

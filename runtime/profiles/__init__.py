@@ -24,6 +24,7 @@ from emolive.runtime.bundle import Bundle, BundleError
 # profile name -> the module that builds it
 PROFILES: dict[str, str] = {
     "lite": "emolive.runtime.profiles.lite",
+    "affectgpt": "emolive.runtime.profiles.affectgpt",
 }
 _BUILDERS: dict[str, Callable[..., Pipeline]] = {}
 

@@ -1,0 +1,229 @@
+"""AffectGPT layout end to end on tiny random-weight models: export -> bundle -> live session.
+
+The models are built here (CLIPModel, HubertModel, Qwen2ForCausalLM with a few small layers,
+saved in Hugging Face layout) with a checkpoint of the real key names; every graph is
+checked against torch, a whole greedy generation must give identical tokens, and a session
+runs the bundle from a video file with audio."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from emolive.runtime.affectgpt import spec
+from emolive.runtime.affectgpt.answers import cut_answer, parse_answer
+from emolive.runtime.affectgpt.media import clips_of, frame_indices
+from emolive.runtime.llm.generate import GenerationConfig, pick_token
+from emolive.runtime.names import FER_LABELS, LLM_DECODER
+from tests.test_affectgpt_tiny import build_folders, checkpoint_state, write_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("affectgpt")
+    folders = build_folders(root)
+    ckpt = write_checkpoint(root / "checkpoint_000003_loss_0.500.pth")
+    return root, folders, ckpt
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny):
+    from emolive.export.profiles import export_profile
+
+    root, f, ckpt = tiny
+    checks = export_profile(
+        "affectgpt", root / "bundle", log=lambda m: None,
+        options={"checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]},
+    )  # fmt: skip
+    return root / "bundle", checks
+
+
+@pytest.fixture(scope="module")
+def reference(tiny):
+    from emolive.export.affectgpt import model as agm
+    from emolive.export.affectgpt.checkpoint import read_checkpoint
+
+    _, f, ckpt = tiny
+    return agm.build(read_checkpoint(ckpt), f["vision"], f["audio"], f["llm"], "frame")
+
+
+# -- pure pieces ------------------------------------------------------------------------------
+def test_frames_and_clips_are_sampled_as_affectgpt_samples_them():
+    assert frame_indices(20).tolist() == [0, 2, 5, 7, 10, 12, 15, 17]
+    assert frame_indices(3).tolist() == [0, 1, 2, 2, 2, 2, 2, 2]  # the last repeated up to 8
+    x = np.arange(16000 * 6, dtype=np.float32)  # 6 s: clips start every (6 - 2) / 8 = 0.5 s
+    clips = clips_of(x)
+    assert clips.shape == (8, 32000) and clips[3, 0] == 1.5 * 16000
+    short = clips_of(np.ones(8000, np.float32))  # 0.5 s: zero-padded to 2 s, 8 equal clips
+    assert short[:, :8000].min() == 1 and short[:, 8000:].max() == 0
+
+
+def test_answers_map_onto_the_session_labels_and_keep_open_labels():
+    from emolive.export.affectgpt.wheel import wheel_data
+
+    wheel = wheel_data()["words"]
+    text = cut_answer("Assistant: happy, excited, nervous, wistful###Human: ignored sad")
+    assert text == "happy, excited, nervous, wistful"
+    parsed = parse_answer(text, FER_LABELS, wheel)
+    assert parsed.mentions == {"happy": 2, "fear": 1}  # nervous -> worried -> fear here
+    assert parsed.open_labels == ("wistful",)
+    assert parsed.probs.sum() == pytest.approx(1.0)
+    assert FER_LABELS[int(np.argmax(parsed.probs))] == "happy"
+    mer = parse_answer(text, ("neutral", "angry", "happy", "sad", "worried", "surprise"), wheel)
+    assert mer.mentions == {"happy": 2, "worried": 1}
+    assert parse_answer("The weather.", FER_LABELS, wheel).probs is None
+
+
+def test_top_k_keeps_sampling_among_the_k_likeliest():
+    logits = np.array([3.0, 2.9, 2.8, 0.0, -1.0])
+    rng = np.random.default_rng(0)
+    got = {pick_token(logits, GenerationConfig(top_k=2, top_p=0.9), rng) for _ in range(200)}
+    assert got == {0, 1}
+    assert pick_token(logits, GenerationConfig(top_k=1), rng) == 0
+    with pytest.raises(ValueError, match="top_k"):
+        GenerationConfig(top_k=0)
+
+
+# -- export, graphs and generation ----------------------------------------------------------
+@pytest.mark.slow
+def test_the_export_writes_a_checked_affectgpt_bundle(bundle):
+    from emolive.runtime.bundle import Bundle
+
+    root, checks = bundle
+    b = Bundle.open(root)
+    assert b.profile == "affectgpt"
+    assert {spec.VISION, spec.AUDIO, spec.FUSION, LLM_DECODER} <= set(b.graphs)
+    c = checks["model"]
+    assert c[LLM_DECODER]["greedy_tokens_identical"] > 0
+    assert c["checkpoint"]["lora_scale"] == 8.0  # alpha 32 / r 4
+    import json
+
+    config = json.loads(b.file(spec.CONFIG).read_text())
+    ids = list(config["placeholders"].values())
+    assert list(config["placeholders"]) == list(spec.PLACEHOLDERS)
+    assert ids == list(range(ids[0], ids[0] + 5))
+    assert config["decoding"]["top_k"] == 20 and config["decoding"]["top_p"] == 0.9
+
+
+@pytest.mark.slow
+def test_every_graph_matches_torch_and_greedy_generation_is_identical(bundle, reference):
+    from emolive.export.affectgpt import model as agm
+    from emolive.runtime.affectgpt.reasoner import AffectGptModel
+    from emolive.runtime.bundle import Bundle
+
+    model = AffectGptModel.from_bundle(Bundle.open(bundle[0]))
+    rng = np.random.default_rng(7)
+    pixels = rng.uniform(0, 255, (8, 3, 224, 224)).astype(np.float32)
+    clips = clips_of(rng.normal(0, 0.2, 16000 * 5).astype(np.float32))
+    tokens = model.encode(pixels, clips)
+    with torch.no_grad():
+        vt, vm = reference.vision(torch.from_numpy(pixels))
+        at, am = reference.audio(torch.from_numpy(clips))
+        mt = reference.fusion(vm, am)
+    for name, want in (("<FrameHere>", vt), ("<AudioHere>", at), ("<MultiHere>", mt)):
+        np.testing.assert_allclose(tokens[name], want.numpy(), atol=1e-4, rtol=1e-3, err_msg=name)
+    gen = model.answer(
+        tokens, "I am fine.", model.generation_config(greedy=True, max_new_tokens=40)
+    )
+    ids = model.prompt_ids("I am fine.")
+    embeds = agm.splice(reference.llm, ids, {model.placeholder(k): v for k, v in tokens.items()})
+    want = agm.greedy(reference.llm, embeds, len(gen.ids) + 1, model.tokenizer.stop_ids)
+    assert len(gen.ids) >= 20
+    assert list(gen.ids) == want[: len(gen.ids)]
+
+
+# -- the live session -----------------------------------------------------------------------
+def _clip_with_audio(path: Path, seconds: float = 3.0) -> Path:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("needs ffmpeg")
+    silent = path.with_suffix(".avi")
+    writer = cv2.VideoWriter(str(silent), cv2.VideoWriter_fourcc(*"MJPG"), 15, (160, 120))
+    for i in range(int(seconds * 15)):
+        img = np.full((120, 160, 3), (i * 5) % 255, np.uint8)
+        cv2.circle(img, (20 + 3 * i, 60), 15, (0, 0, 255), -1)
+        writer.write(img)
+    writer.release()
+    wav = path.with_suffix(".wav")
+    t = np.arange(int(16000 * seconds)) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16)
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000), w.writeframes(x.tobytes())
+    subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-i", str(silent), "-i", str(wav),
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+                    str(path)], check=True)  # fmt: skip
+    return path
+
+
+@pytest.mark.slow
+def test_a_live_session_runs_the_bundle_from_a_video_with_audio(bundle, tmp_path):
+    from emolive.runtime.readings import validate
+    from emolive.runtime.session import Session, SessionConfig
+
+    clip = _clip_with_audio(tmp_path / "clip.mp4")
+    config = SessionConfig(
+        bundle=bundle[0], source=str(clip), every_s=1.0, labels=FER_LABELS, realtime=True
+    )
+    with Session(config) as session:
+        events = list(session)
+    readings = [e for e in events if e["type"] == "reading"]
+    for e in events:
+        validate(e)
+    assert len(readings) >= 2, [e["type"] for e in events]  # real time, a window a second
+    for r in readings:
+        assert set(r["backend"]["graphs"]) == {spec.VISION, spec.AUDIO, spec.FUSION, LLM_DECODER}
+        assert r["latency_ms"]["llm_answer"] > 0 and r["latency_ms"]["encoders"] > 0
+    # Each window was read from both its frames and its audio, and named labels came from
+    # the answer's words, or the reading says the answer named none.
+    for r in readings:
+        named = r["emotion"] is not None
+        assert named or any("names no emotion" in n for n in r["notes"]), r
+    assert session.stats()["frames_analysed"] == 45
+
+
+# -- bad inputs ------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_an_encoder_folder_without_weights_is_named(tiny, tmp_path):
+    from emolive.export.affectgpt.model import EncoderFolderError
+    from emolive.export.profiles import export_profile
+
+    root, f, ckpt = tiny
+    empty = tmp_path / "audio"
+    shutil.copytree(f["audio"], empty)
+    (empty / "model.safetensors").unlink()
+    with pytest.raises(EncoderFolderError, match=rf"{empty}: audio folder has no weights"):
+        export_profile("affectgpt", tmp_path / "b", log=lambda m: None, options={
+            "checkpoint": ckpt, "vision": f["vision"], "audio": empty, "llm": f["llm"]})  # fmt: skip
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_projector_and_llm_hidden_sizes_that_disagree_are_named(tiny, tmp_path):
+    from emolive.export.affectgpt.checkpoint import CheckpointError
+    from emolive.export.profiles import export_profile
+
+    root, f, _ = tiny
+    ckpt = write_checkpoint(tmp_path / "wide.pth", checkpoint_state(hidden=48))
+    with pytest.raises(CheckpointError, match=r"key 'affectgpt_proj.weight' \[H, Dv\] is \[48, 24\]; "
+                       r"the LLM's hidden size .* give \[64, 24\]"):  # fmt: skip
+        export_profile("affectgpt", tmp_path / "b", log=lambda m: None, options={
+            "checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]})  # fmt: skip
+
+
+def test_the_cli_names_a_missing_or_foreign_option(tmp_path):
+    from click.testing import CliRunner
+
+    from emolive.cli.export import export
+
+    res = CliRunner().invoke(export, ["--profile", "affectgpt", "--out", str(tmp_path / "b"),
+                                      "--checkpoint", "c.pth", "--vision", "v", "--audio", "a"])  # fmt: skip
+    assert res.exit_code == 2 and "--llm" in res.output and "needs it" in res.output
+    res = CliRunner().invoke(export, ["--out", str(tmp_path / "b"), "--checkpoint", "c.pth"])
+    assert res.exit_code == 2 and "--checkpoint" in res.output and "not lite" in res.output
