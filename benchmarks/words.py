@@ -2,8 +2,8 @@
 
     python benchmarks/words.py --bundle bundles/lite --data ../shared/data
 
-Latency: every MELD dev utterance read one at a time through ``WordsReader.read`` on
-``--threads`` intra-op threads (p50/p90/mean, after a warm-up). Metrics: weighted F1 and
+Latency: every MELD dev utterance read one at a time through ``WordsReader.read`` on each
+``--threads`` count of intra-op threads (p50/p90/mean, after a warm-up). Metrics: weighted F1 and
 accuracy on MELD dev (7 labels) and GoEmotions dev (single-label Ekman groups), per precision;
 int8 vs fp32: embedding cosine and label agreement on MELD dev. Writes
 benchmarks/results/words.json naming the CPU.
@@ -44,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bundle", type=Path, default=Path("bundles/lite"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     bundle = Bundle.open(args.bundle)
@@ -52,23 +52,30 @@ def main() -> None:
     meld, go = splits["meld/dev"], splits["goemotions/dev"]
     result: dict = {
         "cpu": cpu_record(),
-        "threads": args.threads,
         "command": f"python benchmarks/words.py --bundle {args.bundle} --data {args.data} "
-        f"--threads {args.threads}",
+        f"--threads {' '.join(map(str, args.threads))}",
         "precisions": {},
     }
     embeddings, labels = {}, {}
     for precision in ("fp32", "int8"):
-        runtime = RuntimeConfig(threads=args.threads, precision={WORDS_ENCODER: precision})
-        reader = WordsReader.from_bundle(bundle, runtime)
-        for text in meld.texts[:20]:
-            reader.read(text)
-        times = []
-        for text in meld.texts:
-            t = time.perf_counter()
-            reader.read(text)
-            times.append(1000 * (time.perf_counter() - t))
-        ms = np.array(times)
+        read_ms = {}
+        for threads in args.threads:
+            runtime = RuntimeConfig(threads=threads, precision={WORDS_ENCODER: precision})
+            reader = WordsReader.from_bundle(bundle, runtime)
+            for text in meld.texts[:20]:
+                reader.read(text)
+            times = []
+            for text in meld.texts:
+                t = time.perf_counter()
+                reader.read(text)
+                times.append(1000 * (time.perf_counter() - t))
+            ms = np.array(times)
+            read_ms[f"{threads}_threads"] = {
+                "p50": round(float(np.percentile(ms, 50)), 2),
+                "p90": round(float(np.percentile(ms, 90)), 2),
+                "mean": round(float(ms.mean()), 2),
+                "n": len(ms),
+            }
         embeddings[precision] = batched(reader, meld.texts, reader.embed)
         metrics = {}
         for name, split in (("meld_dev", meld), ("goemotions_dev", go)):
@@ -83,12 +90,7 @@ def main() -> None:
         result["precisions"][precision] = {
             "loaded": reader.precision,
             "notes": reader.notes,
-            "read_ms": {
-                "p50": round(float(np.percentile(ms, 50)), 2),
-                "p90": round(float(np.percentile(ms, 90)), 2),
-                "mean": round(float(ms.mean()), 2),
-                "n": len(ms),
-            },
+            "read_ms": read_ms,
             "dev": metrics,
         }
         print(precision, json.dumps(result["precisions"][precision]), flush=True)

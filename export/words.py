@@ -266,7 +266,7 @@ def add_words_graphs(writer: BundleWriter, work: Path, log: Callable[[str], None
     writer.add_graph(
         graph,
         {"fp32": fp32},
-        # int8 on the CPU: p50 4.5 ms vs 11.9 ms per utterance, MELD dev labels 93% the same
+        # int8 on the CPU: p50 3.8 ms vs 7.6 ms per utterance, MELD dev labels 93% the same
         # as fp32 (benchmarks/results/words.json, a busy 2-core AVX2 EPYC).
         prefer={"cpu": "int8", "cuda": "fp32", "tensorrt": "fp32"},
         attrs=encoder_attrs(tokenizer),
