@@ -145,6 +145,7 @@ def test_encoder_export_on_a_tiny_random_bert(tmp_path):
         np.testing.assert_allclose(alone[WORDS_EMBEDDING][0], got[0], atol=1e-5)
 
 
+@pytest.mark.weights
 def test_tokenizer_truncates_and_says_so():
     from emolive.export.words import model_folder
     from emolive.runtime.words.tokens import WordsTokenizer
@@ -207,3 +208,19 @@ def test_real_encoder_and_shipped_head_read_meld_dev_above_chance(words_bundle):
     assert max(happy.fer_probabilities, key=happy.fer_probabilities.get) == "happy"
     assert reader.read("so " * 100).truncated
     assert reader.backend_info["words_encoder"]["precision"] == "fp32"
+
+
+@pytest.mark.weights
+@pytest.mark.slow
+def test_int8_encoder_passes_its_own_parity_probe_on_another_cpu_class(words_bundle):
+    from emolive.runtime.backends.ort import OrtGraph
+    from emolive.runtime.cpu import CpuInfo
+    from emolive.runtime.names import WORDS_ENCODER
+    from emolive.runtime.parity import check_variant
+
+    variant = words_bundle.graph(WORDS_ENCODER).variant("int8")
+    assert variant.info["weight_bits"] == 7 and variant.info["probe_tolerance"] > 0
+    other = CpuInfo("test VNNI CPU", "x86_64", "x86-64-avx512-vnni", ("avx512f", "avx512_vnni"))
+    run = OrtGraph(variant.path, "int8", threads=1).run
+    gate = check_variant(variant.info, words_bundle.probe(WORDS_ENCODER), run, other, "words int8")
+    assert gate.checked and gate.passed and gate.deviation <= variant.info["probe_tolerance"]
