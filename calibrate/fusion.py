@@ -5,7 +5,8 @@ w on a distribution p is a temperature 1/w on its log-probabilities. Fitted on l
 the weights make the pooled probabilities calibrated, so the reading's confidence means what
 it says. Items may carry any subset of the modalities: a modality's weight is fitted on every
 item that has it, jointly with the others where items have several (coordinate descent on
-the negative log-likelihood, each coordinate by golden-section search).
+the negative log-likelihood, each coordinate by golden-section search). A weight that fits
+under ``NEGLIGIBLE`` is set to 0: that modality is not pooled (nor computed, for the LLM).
 
 The uncertainty threshold follows from calibration: a reading names a label only where,
 on the fitting data, readings that confident were right at least half the time (a named
@@ -22,7 +23,8 @@ import numpy as np
 
 from emolive.runtime.fusion import FusionModel, pool
 
-WEIGHT_RANGE = (0.02, 5.0)
+WEIGHT_RANGE = (0.0, 5.0)
+NEGLIGIBLE = 0.05  # a fitted weight under this: the modality adds nothing, and is not pooled
 HAND_SET = FusionModel()  # the weights a bundle without a fitted model runs with
 
 
@@ -81,7 +83,8 @@ def fit_weights(
             def loss(w, name=name):
                 return nll(items, FusionModel({**weights, name: w}, start.llm_max_ratio))
 
-            weights[name] = round(_golden(loss, *WEIGHT_RANGE), 4)
+            w = _golden(loss, *WEIGHT_RANGE)
+            weights[name] = 0.0 if w < NEGLIGIBLE else round(w, 4)
     return FusionModel(weights, start.llm_max_ratio, start.threshold, start.fitted_on)
 
 

@@ -13,6 +13,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "audio": ("emolive.export.audio", "add_audio_models"),
     "llm": ("emolive.export.llm.bundle", "add_llm_graphs"),
     "words": ("emolive.export.words", "add_words_graphs"),
+    "fusion": ("emolive.export.fusion", "add_fitted_fusion"),
 }
 
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 SCHEMA = "emo-live.reading"
-SCHEMA_VERSION = "2.1"
+SCHEMA_VERSION = "2.2"
 
 # Russell's circumplex, rounded: where each FER/MER label sits in valence (unpleasant -1 ..
 # pleasant +1) and arousal (calm -1 .. activated +1). Valence/arousal of a face is the

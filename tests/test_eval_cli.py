@@ -65,7 +65,12 @@ def test_emer_metrics_on_the_demo_manifest(llm_bundle, tmp_path):
     for metric in ("clue_overlap", "label_overlap", "modality_completeness"):
         parsed = sum(r["llm"][metric] is not None for r in e["rows"])
         assert e["llm"][f"{metric}_unparseable"] == 1 - parsed
-    assert "no 'words' graph" in e["unavailable"]["embedding"]
+    from emolive.runtime.bundle import Bundle
+
+    if "words_encoder" in Bundle.open(llm_bundle).graphs:  # a bundle with the sentence encoder
+        assert all(0 <= r["embedding"]["clue_overlap"] <= 10 for r in e["rows"])
+    else:
+        assert "no 'words_encoder' graph" in e["unavailable"]["embedding"]
     md = (out / "report.md").read_text()
     assert "EMER metrics: 1 item(s) with reference clues" in md and "unavailable" in md
 

@@ -83,4 +83,4 @@ def test_a_bundle_without_the_words_encoder_is_reported_unavailable(tmp_path):
         root = tmp_path
 
     encoder, why = emer.load_encoder(Bundle())
-    assert encoder is None and "no 'words' graph" in why and str(tmp_path) in why
+    assert encoder is None and "no 'words_encoder' graph" in why and str(tmp_path) in why

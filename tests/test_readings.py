@@ -51,7 +51,7 @@ def test_a_reading_either_has_a_label_or_says_why_not():
         text_clues=[], llm_scores=None, explanation=None, latency_ms={}, backend={},
     )  # fmt: skip
     validate(r)
-    assert r["schema_version"] == SCHEMA_VERSION == "2.1" and r["emotion"] is None
+    assert r["schema_version"] == SCHEMA_VERSION == "2.2" and r["emotion"] is None
     with pytest.raises(ReadingError, match="'abstained' must say why"):
         validate({**r, "abstained": None})
     with pytest.raises(ReadingError, match="empty 'scores' and 'confidence' 0"):

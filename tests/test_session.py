@@ -135,7 +135,7 @@ def test_cli_run_writes_jsonl(vision_bundle, media, tmp_path):
     assert len(lines) >= 71
     assert json.loads(lines[-1])["type"] == "reading"
     first = json.loads(lines[0])
-    assert first["type"] == "expression" and first["schema_version"] == "2.1"
+    assert first["type"] == "expression" and first["schema_version"] == "2.2"
     r = CliRunner().invoke(
         main, ["run", "--bundle", str(vision_bundle), "--source", "/nope.mp4", "--no-audio"]
     )

@@ -218,19 +218,26 @@ class EmbeddingScorer:
 
 
 def load_encoder(bundle) -> tuple[object | None, str | None]:
-    """The bundle's all-MiniLM-L6-v2 sentence encoder (graph "words", run by
-    ``emolive.runtime.words.SentenceEncoder.from_bundle``), or None and why not."""
-    if "words" not in bundle.graphs:
+    """The bundle's all-MiniLM-L6-v2 sentence encoder (graph ``words_encoder``, run by
+    ``emolive.runtime.words.WordsReader``: ``encode`` is its ``embed``), or None and why not."""
+    from emolive.runtime.names import WORDS_ENCODER
+
+    if WORDS_ENCODER not in bundle.graphs:
         return None, (
-            f"the bundle at {bundle.root} has no 'words' graph (the all-MiniLM-L6-v2 sentence "
-            "encoder): re-export it with a version of emo-live that adds it"
+            f"the bundle at {bundle.root} has no {WORDS_ENCODER!r} graph (the all-MiniLM-L6-v2 "
+            "sentence encoder): add it with `python -m emolive.export.words --bundle ...`"
         )
+    from emolive.runtime.words import WordsReader
+
+    class _Encoder(SentenceEncoder):
+        def __init__(self, reader: WordsReader) -> None:
+            self.reader = reader
+
+        def encode(self, texts: Sequence[str]) -> np.ndarray:
+            return self.reader.embed(list(texts))
+
     try:
-        from emolive.runtime.words import SentenceEncoder as RuntimeEncoder
-    except ImportError as e:
-        return None, f"this emo-live has no sentence encoder runtime (emolive.runtime.words): {e}"
-    try:
-        return RuntimeEncoder.from_bundle(bundle), None
+        return _Encoder(WordsReader.from_bundle(bundle)), None
     except Exception as e:  # reported in the report as the reason, not swallowed silently
         return None, f"the bundle's 'words' encoder did not load: {type(e).__name__}: {e}"
 

@@ -4,7 +4,7 @@ Whisper, and SmolLM2 reading the clues in words (text-level fusion, EmoPrompt)."
 from __future__ import annotations
 
 from emolive.runtime.bundle import Bundle
-from emolive.runtime.names import LLM_DECODER
+from emolive.runtime.names import LLM_DECODER, WORDS_ENCODER
 from emolive.runtime.profiles import BuildContext, Pipeline
 
 RUNTIME_NAMES = {"ort": "onnxruntime", "trt": "tensorrt"}
@@ -38,6 +38,13 @@ def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
             bundle, clock=ctx.clock, on_failure=ctx.on_failure, runtime=runtime
         )
         graphs.update(audio.backend_info)
+    words = None
+    if WORDS_ENCODER in bundle.graphs:
+        from emolive.runtime.words import WordsReader
+
+        words = WordsReader.from_bundle(bundle, runtime)
+        notes += words.notes
+        graphs.update(words.backend_info)
     reasoner = ctx.reasoner
     if reasoner is None and config.reason:
         reasoner = _llm_reasoner(bundle, config, notes)
@@ -49,7 +56,7 @@ def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
         backend["precision"] = dict(vision.analyzer.precisions)
     reasoning = ReasoningStage(
         reasoner, labels=config.labels, backend=backend, on_failure=ctx.on_failure,
-        model=FusionModel.from_bundle(bundle), hesitancy=hesitancy,
+        words=words, model=FusionModel.from_bundle(bundle), hesitancy=hesitancy,
     )  # fmt: skip
     return Pipeline(vision, audio, reasoning, list(dict.fromkeys(notes)), backend)
 
