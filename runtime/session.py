@@ -299,6 +299,9 @@ class Session:
                 window = self.windows.due(self._now_t(), self._horizon())
                 if window is not None:
                     self._dispatch(window)
+            # Sources ended: silent stretches not yet tiled into windows are, then the rest.
+            while (window := self.windows.due(self._now_t())) is not None:
+                self._dispatch(window)
             final = self.windows.final(self._now_t())
             if final is not None and not self.reasoning.failure:
                 self._dispatch(final)

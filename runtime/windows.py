@@ -147,12 +147,14 @@ class WindowCollector:
         return Window(t0, t1, self.span(t0, t1), [utterance])
 
     def due(self, now_t: float, horizon: float = math.inf) -> Window | None:
-        """A silent window when ``every_s`` has passed since the last one ended; it ends at
-        ``now_t`` or at the audio ``horizon``, whichever is earlier."""
+        """A silent window of ``every_s`` once that much has passed since the last one ended
+        (before ``now_t`` and the audio ``horizon``). A caller that fell behind (a file read
+        faster than the clock ticks) gets one window per call until it has caught up, so
+        silent stretches tile into windows of ``every_s`` however fast they were analysed."""
         end = min(now_t, horizon)
         if end - self.last_end < self.every_s:
             return None
-        t0, t1 = self._close(self.last_end, end)
+        t0, t1 = self._close(self.last_end, self.last_end + self.every_s)
         return Window(t0, t1, self.span(t0, t1))
 
     def final(self, now_t: float) -> Window | None:

@@ -35,18 +35,31 @@ def test_a_silent_window_stops_at_the_audio_horizon():
     # Audio processed to 12 s, but an utterance opened at 4 s: the horizon holds at 4 s.
     assert c.due(12.0, horizon=4.0) is None
     w = c.due(12.0, horizon=6.0)
-    assert (w.t_start, w.t_end) == (0.0, 6.0)
+    assert (w.t_start, w.t_end) == (0.0, 5.0)  # every_s long: the reading cadence
+    assert c.due(12.0, horizon=6.0) is None  # 1 s left before the horizon: not yet
     u = c.for_utterance(_utt(6.2, 8.0))
     _no_overlap([w, u])
-    assert u.t_start == 6.0  # from the last window's end, within every_s of the utterance
+    assert u.t_start == 5.0  # from the last window's end, within every_s of the utterance
+
+
+def test_a_backlog_of_silence_tiles_into_windows_of_every_s():
+    """A file analysed faster than the supervisor ticks: one due() call per window, each
+    every_s long, instead of one window over the whole backlog."""
+    c = WindowCollector(every_s=1.0)
+    spans = []
+    while (w := c.due(3.5)) is not None:
+        spans.append((w.t_start, w.t_end))
+    assert spans == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]
+    assert (c.final(3.5) is None) and c.last_end == 3.0  # no face since: nothing to read
 
 
 def test_a_late_utterance_never_reaches_back_into_a_closed_window():
     c = WindowCollector(every_s=5.0)
-    timed = c.due(7.0)  # no horizon given: closes at 7 s
-    late = c.for_utterance(_utt(5.5, 9.0))  # began inside the timed window
+    timed = c.due(7.0)  # no horizon given: closes every_s after the last window
+    late = c.for_utterance(_utt(4.5, 9.0))  # began inside the timed window
     _no_overlap([timed, late])
-    assert (late.t_start, late.t_end) == (7.0, 9.0) and late.utterances
+    assert (timed.t_start, timed.t_end) == (0.0, 5.0)
+    assert (late.t_start, late.t_end) == (5.0, 9.0) and late.utterances
 
 
 def test_a_still_image_gives_one_final_window():
