@@ -29,7 +29,13 @@ from emolive.runtime.names import (
     FACE_LANDMARKS_POINTS,
     FACE_LANDMARKS_PRESENCE,
 )
-from emolive.runtime.vision.detector import SCORE_CLIP, FaceBox, FaceDetector
+from emolive.runtime.vision.detector import (
+    SCORE_CLIP,
+    SHORT_RANGE,
+    DetectorModel,
+    FaceBox,
+    FaceDetector,
+)
 from emolive.runtime.vision.expression import border_fill, face_tensor
 from emolive.runtime.vision.landmarks import FaceLandmarker, face_roi
 
@@ -228,15 +234,18 @@ def _max_diff(
     }
 
 
-def check_blazeface(graph: str, onnx_path: Path, tflite_path: Path, media: CheckMedia) -> dict:
-    """Outputs of the ONNX vs the tflite on every check frame, letterboxed as at run time.
+def check_blazeface(
+    graph: str, onnx_path: Path, tflite_path: Path, media: CheckMedia, model: DetectorModel = SHORT_RANGE
+) -> dict:  # fmt: skip
+    """Outputs of the ONNX vs the tflite on every check frame, letterboxed as at run time
+    (``model``: short-range at 128 px, or full-range at 192 px).
 
     Anchors far from any face carry huge raw values (logits near -3e4, regressors near 1e4)
     where float32 rounding alone differs by ~0.03; so scores are compared after the sigmoid
     (as the detector uses them) and regressors relative to their size (absolute below 1).
     """
     runner = OrtGraph(Path(onnx_path), "fp32", threads=1)
-    detector = FaceDetector(runner)
+    detector = FaceDetector(runner, model=model)
     reference = TfliteReference(tflite_path)
 
     def pairs():

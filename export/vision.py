@@ -12,15 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from emolive.export.bundle import BundleWriter
 from emolive.export.checks import (
-    BLAZEFACE_MAX_DIFF,
-    TfliteReference,
-    _max_diff,
-    _nhwc,
-    _sigmoid,
     check_blazeface,
     check_facemesh,
     check_fer_vs_tflite,
@@ -36,10 +29,7 @@ from emolive.runtime.backends.ort import OrtGraph
 from emolive.runtime.names import (
     EXPRESSION,
     FACE_DETECTOR,
-    FACE_DETECTOR_BOXES,
     FACE_DETECTOR_FULL,
-    FACE_DETECTOR_INPUT,
-    FACE_DETECTOR_SCORES,
     FACE_LANDMARKS,
     FER_LABELS,
 )
@@ -108,29 +98,6 @@ def expression_attrs(input_size: int) -> dict:
     }
 
 
-def check_blazeface_full(graph: str, onnx_path: Path, tflite_path: Path, media) -> dict:
-    """check_blazeface for the full-range graph: its outputs vs the tflite's on every check
-    frame, letterboxed to 192x192 as at run time (scores after the sigmoid, regressors
-    relative to their size)."""
-    runner = OrtGraph(Path(onnx_path), "fp32", threads=1)
-    detector = det.FaceDetector(runner, model=det.FULL_RANGE)
-    reference = TfliteReference(tflite_path)
-
-    def pairs():
-        for frame in media.frames:
-            x, _ = detector.preprocess(frame)
-            ref_boxes, ref_scores = reference.run(_nhwc(x))
-            out = runner.run({FACE_DETECTOR_INPUT: x})
-            boxes = out[FACE_DETECTOR_BOXES]
-            scale = np.maximum(np.abs(ref_boxes.reshape(boxes.shape)), 1.0)
-            yield "max_rel_diff.box_regressors", ref_boxes / scale, boxes / scale
-            yield "max_abs_diff.scores", _sigmoid(ref_scores), _sigmoid(out[FACE_DETECTOR_SCORES])
-
-    metrics = _max_diff(graph, pairs(), BLAZEFACE_MAX_DIFF)
-    metrics["tflite_frames"] = len(media.frames)
-    return metrics
-
-
 def add_vision_graphs(writer: BundleWriter, work: Path, log: Callable[[str], None] = print) -> dict:
     """Export, check and add the three vision graphs; returns the check metrics per graph."""
     work = Path(work)
@@ -158,9 +125,10 @@ def add_vision_graphs(writer: BundleWriter, work: Path, log: Callable[[str], Non
     checks = {FACE_DETECTOR: check_blazeface(
         FACE_DETECTOR, det_path, mediapipe.path(BLAZEFACE.tflite_file), media
     )}  # fmt: skip
-    checks[FACE_DETECTOR_FULL] = check_blazeface_full(
-        FACE_DETECTOR_FULL, full_path, mediapipe.path(BLAZEFACE_FULL.tflite_file), media
-    )
+    checks[FACE_DETECTOR_FULL] = check_blazeface(
+        FACE_DETECTOR_FULL, full_path, mediapipe.path(BLAZEFACE_FULL.tflite_file), media,
+        det.FULL_RANGE,
+    )  # fmt: skip
     # Faces for the other two checks come from the detector just checked.
     faces = find_faces(det.FaceDetector(OrtGraph(det_path, "fp32")), media)
     checks[FACE_LANDMARKS] = check_facemesh(

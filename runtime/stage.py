@@ -71,6 +71,10 @@ class Stage:
         self.failure: StageFailure | None = None
         # Keep a bounded history of latencies: a long session must not grow without limit.
         self._max_latencies = 2048
+        # Media time up to which every item was processed and its outputs delivered, for
+        # stages that know it (vision: the last frame's time); None: this stage does not say.
+        self.last_t: float | None = None
+        self._progress: list[Callable[[float], None]] = []
 
     # -- wiring ---------------------------------------------------------------------------
     def connect(self, sink: Callable[[Any], None]) -> None:
@@ -124,9 +128,17 @@ class Stage:
         """Called once after the last item: flush what is pending (e.g. an open utterance)."""
         return None
 
+    def on_progress(self, listener: Callable[[float], None]) -> None:
+        """``listener(t)`` after each item whose outputs were all delivered, with the stage's
+        ``last_t`` (the window collector waits on vision's for files)."""
+        self._progress.append(listener)
+
     def emitted(self) -> None:
-        """Called after the outputs of each item were handed to every subscriber (e.g. to
-        say how far the stage has got, once what it produced up to there is delivered)."""
+        """Called after the outputs of each item were handed to every subscriber: tells the
+        progress listeners how far the stage has got."""
+        if self.last_t is not None:
+            for listener in self._progress:
+                listener(self.last_t)
 
     # -- thread -------------------------------------------------------------------------------
     def start(self) -> None:

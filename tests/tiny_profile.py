@@ -53,14 +53,6 @@ class TinyVision(Stage):
         self.runner = runner
         self.last_t = 0.0
         self.latest = None
-        self._progress = []
-
-    def on_progress(self, listener) -> None:
-        self._progress.append(listener)
-
-    def emitted(self) -> None:
-        for listener in self._progress:
-            listener(self.last_t)
 
     def process(self, frame):
         x = thumbnail(frame.image).astype(np.float32)

@@ -51,16 +51,8 @@ class FrameStore(Stage):
         self.keep_s, self.size = keep_s, size
         self._frames: deque[tuple[float, np.ndarray]] = deque()
         self._guard = threading.Lock()
-        self._progress: list = []
         self.last_t = 0.0
         self.latest = None
-
-    def on_progress(self, listener) -> None:
-        self._progress.append(listener)
-
-    def emitted(self) -> None:
-        for listener in self._progress:
-            listener(self.last_t)
 
     def process(self, frame):
         small = cv2.resize(frame.image, (self.size, self.size), interpolation=cv2.INTER_LINEAR)

@@ -42,19 +42,9 @@ class VisionStage(Stage):
         # The last analysed frame and its events, for a viewer on another thread (the overlay
         # draws it from the main thread: nothing of a viewer runs on the vision thread).
         self.latest: tuple[Frame, list[dict]] | None = None
-        self._progress: list = []
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight: deque[tuple[Frame, Future]] = deque()
         self._turn = 0
-
-    def on_progress(self, listener) -> None:
-        """``listener(t)`` after every frame up to media time ``t`` was analysed and its
-        events delivered (the window collector waits on it for files)."""
-        self._progress.append(listener)
-
-    def emitted(self) -> None:
-        for listener in self._progress:
-            listener(self.last_t)
 
     @staticmethod
     def _observe(analyzer: FaceAnalyzer, frame: Frame) -> FrameObservation | FrameError:
