@@ -229,3 +229,39 @@ def test_the_cli_names_a_missing_or_foreign_option(tmp_path):
     assert res.exit_code == 2 and "--llm" in res.output and "needs it" in res.output
     res = CliRunner().invoke(export, ["--out", str(tmp_path / "b"), "--checkpoint", "c.pth"])
     assert res.exit_code == 2 and "--checkpoint" in res.output and "not lite" in res.output
+
+
+@pytest.mark.slow
+def test_eval_runs_on_the_bundle(bundle, tmp_path):
+    """`emo-live eval` measures an affectgpt bundle's readings like a lite one's: the clip
+    goes through the profile's own stages and reasoner."""
+    import json
+
+    from click.testing import CliRunner
+
+    from emolive.cli.main import main
+
+    clip = _clip_with_audio(tmp_path / "clip.mp4")
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text(f"path,label\n{clip},happy\n", encoding="utf-8")
+    out = tmp_path / "report"
+    got = CliRunner().invoke(
+        main, ["eval", "--data", str(manifest), "--modality", "all", "--bundle", str(bundle[0]),
+               "--out", str(out)],
+    )  # fmt: skip
+    assert got.exit_code == 0, got.output
+    report = json.loads((out / "report.json").read_text())
+    run = report["runs"]["bundle"]
+    assert run["metrics"]["n"] == 1 and run["skipped"] == 0
+    item = run["items"][0]
+    assert item["label"] == "happy" and item["kind"] == "video"
+    # Random weights name no emotion: the reading abstains and says why, or names a label.
+    assert item["emotion"] in FER_LABELS or (item["emotion"] is None and item["abstained"]), item
+    # The profile's own reasoner read the clip: its encoders and the LLM's answer ran.
+    from emolive.calibrate.eval.items import ItemRunner
+    from emolive.calibrate.eval.readers import read_manifest
+
+    runner = ItemRunner(bundle[0], FER_LABELS, modality="all", explain="all")
+    result = runner.run(read_manifest(manifest).items[0])
+    latency = result.reading["latency_ms"]
+    assert latency["encoders"] > 0 and latency["llm_answer"] > 0, latency
