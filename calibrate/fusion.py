@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emolive.calibrate.eval.metrics import calibration
 from emolive.runtime.fusion import FusionModel, pool
 
 WEIGHT_RANGE = (0.0, 5.0)
@@ -101,20 +102,19 @@ def confidences(items: Sequence[Item], model: FusionModel) -> tuple[np.ndarray, 
     return np.array(conf), np.array(right, dtype=bool)
 
 
-def expected_calibration_error(conf: np.ndarray, right: np.ndarray, bins: int = 15) -> float:
-    """ECE: the mean |accuracy - confidence| over equal-width confidence bins, weighted by
-    each bin's share of the items."""
-    conf, right = np.asarray(conf, np.float64), np.asarray(right, np.float64)
-    if len(conf) == 0:
-        raise ValueError("no items to measure calibration on")
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            ece += mask.mean() * abs(right[mask].mean() - conf[mask].mean())
-    return float(ece)
+def measure(items: Sequence[Item], model: FusionModel) -> dict:
+    """How ``model`` reads ``items``: NLL, accuracy, ECE (15 bins, ``eval.metrics``), and the
+    share its threshold turns uncertain with the accuracy of the rest."""
+    conf, right = confidences(items, model)
+    answered = conf >= model.threshold if model.threshold is not None else np.ones(len(conf), bool)
+    return {
+        "items": len(items),
+        "nll": round(nll(items, model), 4),
+        "accuracy": round(float(right.mean()), 4),
+        "ece": round(calibration(conf, right)["ece"], 4),
+        "uncertain_share": round(float(1 - answered.mean()), 4),
+        "accuracy_answered": round(float(right[answered].mean()), 4) if answered.any() else None,
+    }
 
 
 def uncertainty_threshold(
@@ -143,24 +143,21 @@ def fit(
     """Fit the weights and the threshold on ``items``; the model (with ``fitted_on`` and the
     fit's measures recorded) and a report: NLL and ECE before and after, the threshold, and
     the share of readings it turns uncertain with the accuracy of the rest."""
-    before_conf, before_right = confidences(items, start)
+    before = measure(items, start)
     model = fit_weights(items, modalities, start)
-    conf, right = confidences(items, model)
-    threshold = uncertainty_threshold(conf, right)
-    answered = conf >= threshold if threshold is not None else np.ones(len(conf), bool)
+    threshold = uncertainty_threshold(*confidences(items, model))
+    model = FusionModel(model.weights, model.llm_max_ratio, threshold)
+    after = measure(items, model)
     report = {
         "items": len(items),
         "modalities": list(modalities),
         "weights": {m: model.weights[m] for m in modalities},
-        "nll": {"before": round(nll(items, start), 4), "after": round(nll(items, model), 4)},
-        "ece": {
-            "before": round(expected_calibration_error(before_conf, before_right), 4),
-            "after": round(expected_calibration_error(conf, right), 4),
-        },
-        "accuracy": round(float(right.mean()), 4),
+        "nll": {"before": before["nll"], "after": after["nll"]},
+        "ece": {"before": before["ece"], "after": after["ece"]},
+        "accuracy": after["accuracy"],
         "threshold": threshold,
-        "uncertain_share": round(float(1 - answered.mean()), 4),
-        "accuracy_answered": round(float(right[answered].mean()), 4) if answered.any() else None,
+        "uncertain_share": after["uncertain_share"],
+        "accuracy_answered": after["accuracy_answered"],
     }
     model = FusionModel(model.weights, model.llm_max_ratio, threshold, {**fitted_on, "fit": report})
     return model, report

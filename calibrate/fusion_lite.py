@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from emolive.calibrate.eval.readers import read_goemotions, read_meld
-from emolive.calibrate.fusion import Item, confidences, expected_calibration_error, fit, nll
+from emolive.calibrate.fusion import Item, fit, measure
 from emolive.runtime.bundle import Bundle
 from emolive.runtime.cpu import cpu_record
 from emolive.runtime.fusion import FusionModel
@@ -56,19 +56,6 @@ def add_llm(items: list[Item], texts: Sequence[str], bundle: Bundle, log) -> int
         if (i + 1) % 20 == 0:
             log(f"  llm {i + 1}/{len(items)}")
     return read
-
-
-def measure(items: Sequence[Item], model: FusionModel) -> dict:
-    conf, right = confidences(items, model)
-    answered = conf >= model.threshold if model.threshold is not None else np.ones(len(conf), bool)
-    return {
-        "items": len(items),
-        "nll": round(nll(items, model), 4),
-        "accuracy": round(float(right.mean()), 4),
-        "ece": round(expected_calibration_error(conf, right), 4),
-        "uncertain_share": round(float(1 - answered.mean()), 4),
-        "accuracy_answered": round(float(right[answered].mean()), 4) if answered.any() else None,
-    }
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

@@ -82,7 +82,7 @@ def eval_command(data, reader, labels, modality, limit, out, bundle, precision, 
     from emolive.calibrate.eval import readers
     from emolive.calibrate.eval.evaluate import EvalConfig, evaluate
     from emolive.calibrate.eval.items import EvalError
-    from emolive.calibrate.eval.report import write
+    from emolive.calibrate.eval.report import fmt, write
     from emolive.runtime.bundle import BundleError
 
     label_set = parse_labels(labels) if labels else None
@@ -108,16 +108,12 @@ def eval_command(data, reader, labels, modality, limit, out, bundle, precision, 
     for name, run in report["runs"].items():
         m = run["metrics"]
         click.echo(
-            f"{name}: {m['n']} items, accuracy {_f(m['all']['accuracy'])} "
-            f"(answered {_f(m['answered']['accuracy'])}), weighted F1 "
-            f"{_f(m['all']['weighted_f1'])}, macro F1 {_f(m['all']['macro_f1'])}, ECE "
-            f"{_f(m['calibration']['ece'])}, abstained {m['abstained']}"
+            f"{name}: {m['n']} items, accuracy {fmt(m['all']['accuracy'])} "
+            f"(answered {fmt(m['answered']['accuracy'])}), weighted F1 "
+            f"{fmt(m['all']['weighted_f1'])}, macro F1 {fmt(m['all']['macro_f1'])}, ECE "
+            f"{fmt(m['calibration']['ece'])}, abstained {m['abstained']}"
         )
     click.echo(f"report: {', '.join(str(f) for f in files)}")
-
-
-def _f(x) -> str:
-    return "–" if x is None else f"{x:.3f}"
 
 
 def _command_line() -> str:

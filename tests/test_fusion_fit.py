@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from emolive.calibrate.eval.metrics import calibration
 from emolive.calibrate.fusion import (
     Item,
-    expected_calibration_error,
     fit,
     fit_weights,
     uncertainty_threshold,
@@ -43,8 +43,8 @@ def test_ece_and_the_threshold_on_known_cases():
     conf = np.array([0.9] * 10 + [0.3] * 10)
     right = np.array([True] * 9 + [False] + [True] * 3 + [False] * 7)
     # bins: 0.9 -> acc 0.9 (gap 0), 0.3 -> acc 0.3 (gap 0)
-    assert expected_calibration_error(conf, right) == pytest.approx(0.0)
-    assert expected_calibration_error(np.array([0.9, 0.9]), np.array([False, False])) == 0.9
+    assert calibration(conf, right)["ece"] == pytest.approx(0.0)
+    assert calibration(np.array([0.9, 0.9]), np.array([False, False]))["ece"] == 0.9
     # Readings at 0.3 are right 30% of the time: the threshold rises above their band.
     assert uncertainty_threshold(conf, right, min_items=5) == pytest.approx(0.4)
     assert uncertainty_threshold(conf[:10], right[:10], min_items=5) is None

@@ -76,6 +76,14 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _csv_rows(f) -> tuple[csv.DictReader, list[str]]:
+    """A CSV reader over ``f`` whose column names are stripped (and free of a BOM)."""
+    rows = csv.DictReader(f)
+    header = [h.strip().lstrip("\ufeff") for h in (rows.fieldnames or [])]
+    rows.fieldnames = header
+    return rows, header
+
+
 def _open_text(path: Path):
     try:
         return path.open(encoding="utf-8", newline="")
@@ -141,9 +149,7 @@ def read_manifest(path: Path, labels: tuple[str, ...] = FER_LABELS) -> Dataset:
     path = Path(path)
     items: list[EvalItem] = []
     with _open_text(path) as f:
-        rows = csv.DictReader(f)
-        header = [h.strip().lstrip("\ufeff") for h in (rows.fieldnames or [])]
-        rows.fieldnames = header
+        rows, header = _csv_rows(f)
         missing = [c for c in ("path", "label") if c not in header]
         if missing:
             raise DatasetError(
@@ -202,9 +208,7 @@ def read_meld(path: Path) -> Dataset:
     path = Path(path)
     items: list[EvalItem] = []
     with _open_text(path) as f:
-        rows = csv.DictReader(f)
-        header = [h.strip().lstrip("\ufeff") for h in (rows.fieldnames or [])]
-        rows.fieldnames = header
+        rows, header = _csv_rows(f)
         missing = [c for c in MELD_COLUMNS if c not in header]
         if missing:
             raise DatasetError(f"{path}: not MELD's CSV: missing column(s) {', '.join(missing)}")

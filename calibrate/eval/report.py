@@ -94,7 +94,8 @@ def plot_reliability(metrics: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def _f(x, nd: int = 3) -> str:
+def fmt(x, nd: int = 3) -> str:
+    """A number for the report and the command's summary: ``nd`` places, or a dash."""
     return "–" if x is None else f"{x:.{nd}f}"
 
 
@@ -128,10 +129,10 @@ def markdown(report: dict) -> str:
     for name, run in report["runs"].items():
         m = run["metrics"]
         lines.append(
-            f"| {name} | {m['n']} | {m['abstained']} ({_f(m['abstention_rate'], 2)}) | "
-            f"{_f(m['answered']['accuracy'])} | {_f(m['all']['accuracy'])} | "
-            f"{_f(m['all']['weighted_f1'])} | {_f(m['all']['macro_f1'])} | "
-            f"{_f(m['calibration']['ece'])} | {_f(run['seconds_per_item'], 2)} |"
+            f"| {name} | {m['n']} | {m['abstained']} ({fmt(m['abstention_rate'], 2)}) | "
+            f"{fmt(m['answered']['accuracy'])} | {fmt(m['all']['accuracy'])} | "
+            f"{fmt(m['all']['weighted_f1'])} | {fmt(m['all']['macro_f1'])} | "
+            f"{fmt(m['calibration']['ece'])} | {fmt(run['seconds_per_item'], 2)} |"
         )
     first = next(iter(report["runs"].values()), None)
     if first is not None and "majority_baseline" in first["metrics"]:
@@ -139,16 +140,16 @@ def markdown(report: dict) -> str:
         lines += [
             "",
             f"Always answering the most frequent label ({b['label']}): accuracy "
-            f"{_f(b['accuracy'])}, weighted F1 {_f(b['weighted_f1'])}, macro F1 "
-            f"{_f(b['macro_f1'])}.",
+            f"{fmt(b['accuracy'])}, weighted F1 {fmt(b['weighted_f1'])}, macro F1 "
+            f"{fmt(b['macro_f1'])}.",
         ]
     if report.get("compression"):
         c = report["compression"]
         lines += [
             "",
-            f"Loss from int8 (fp32 − int8): accuracy {_f(c['accuracy_drop'])}, weighted F1 "
-            f"{_f(c['weighted_f1_drop'])}, macro F1 {_f(c['macro_f1_drop'])}; ECE change "
-            f"{_f(c['ece_change'])}; same label on {_f(c['label_agreement'])} of items.",
+            f"Loss from int8 (fp32 − int8): accuracy {fmt(c['accuracy_drop'])}, weighted F1 "
+            f"{fmt(c['weighted_f1_drop'])}, macro F1 {fmt(c['macro_f1_drop'])}; ECE change "
+            f"{fmt(c['ece_change'])}; same label on {fmt(c['label_agreement'])} of items.",
         ]
     for name, run in report["runs"].items():
         m = run["metrics"]
@@ -163,8 +164,8 @@ def markdown(report: dict) -> str:
         ]
         for lab, c in m["all"]["per_class"].items():
             lines.append(
-                f"| {lab} | {c['support']} | {_f(c['precision'])} | {_f(c['recall'])} | "
-                f"{_f(c['f1'])} |"
+                f"| {lab} | {c['support']} | {fmt(c['precision'])} | {fmt(c['recall'])} | "
+                f"{fmt(c['f1'])} |"
             )
         conf = m["confusion"]
         lines += ["", "Confusion (rows: true label; columns: reading):", ""]
@@ -193,7 +194,7 @@ def _emer_lines(emer: dict | None) -> list[str]:
         cells = []
         for metric in ("clue_overlap", "label_overlap", "modality_completeness"):
             bad = s.get(f"{metric}_unparseable", 0)
-            cells.append(_f(s[metric], 2) + (f" ({bad} unparseable)" if bad else ""))
+            cells.append(fmt(s[metric], 2) + (f" ({bad} unparseable)" if bad else ""))
         out.append(f"| {title} | " + " | ".join(cells) + " |")
     return out
 
