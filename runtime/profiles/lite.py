@@ -45,9 +45,10 @@ def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
         words = WordsReader.from_bundle(bundle, runtime)
         notes += words.notes
         graphs.update(words.backend_info)
+    model = FusionModel.from_bundle(bundle)
     reasoner = ctx.reasoner
     if reasoner is None and config.reason:
-        reasoner = _llm_reasoner(bundle, config, notes)
+        reasoner = _llm_reasoner(bundle, config, notes, scores=model.weight("llm") > 0)
     notes += list(getattr(reasoner, "load_notes", []))
     graphs.update(getattr(reasoner, "backend_info", {}))
     backend: dict = {"runtime": RUNTIME_NAMES.get(runtime.backend, runtime.backend),
@@ -56,12 +57,12 @@ def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
         backend["precision"] = dict(vision.analyzer.precisions)
     reasoning = ReasoningStage(
         reasoner, labels=config.labels, backend=backend, on_failure=ctx.on_failure,
-        words=words, model=FusionModel.from_bundle(bundle), hesitancy=hesitancy,
+        words=words, model=model, hesitancy=hesitancy,
     )  # fmt: skip
     return Pipeline(vision, audio, reasoning, list(dict.fromkeys(notes)), backend)
 
 
-def _llm_reasoner(bundle: Bundle, config, notes: list[str]):
+def _llm_reasoner(bundle: Bundle, config, notes: list[str], scores: bool):
     from emolive.runtime.llm.model import LlmOptions
     from emolive.runtime.reasoning.reasoner import ReasonerConfig
     from emolive.runtime.reasoning.stage import LlmReasoner
@@ -76,4 +77,6 @@ def _llm_reasoner(bundle: Bundle, config, notes: list[str]):
     )
     # The LLM shares the cores with capture, vision and audio: its ONNX Runtime threads
     # must not spin while waiting (spinning suits a benchmark, not a pipeline).
-    return LlmReasoner.from_bundle(bundle, reasoner, LlmOptions(spin=False), config.runtime)
+    return LlmReasoner.from_bundle(
+        bundle, reasoner, LlmOptions(spin=False), config.runtime, scores=scores
+    )

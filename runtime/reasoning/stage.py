@@ -102,22 +102,32 @@ class WordsReader(Protocol):
 class LlmReasoner:
     """The lite profile's reasoner: the bundle's LLM over the window's clues in words."""
 
-    def __init__(self, reasoner, labels: Sequence[str]) -> None:
+    def __init__(self, reasoner, labels: Sequence[str], scores: bool = True) -> None:
+        """``scores``: whether the session's fusion weighs the LLM's label scores; when it
+        does not, only the explanation path is warmed up (no content-free calibration)."""
         from emolive.runtime.reasoning.clues import Clues
 
         self.reasoner = reasoner
         # Warm up at load, not on the first utterance: the content-free label scores (once per
         # label set) and ONNX Runtime's first runs of prefill and decode cost ~1 s together.
-        reasoner.warm_up(list(labels))
-        reasoner.reason(Clues(visual=("a face",)), labels=list(labels))
+        face = Clues(visual=("a face",))
+        if scores:
+            reasoner.warm_up(list(labels))
+            reasoner.reason(face, labels=list(labels))
+        else:
+            scored = reasoner.score(face, labels=list(labels), with_scores=False)
+            reasoner.explain_label(scored, scored.labels.labels[0])
         self.load_notes = list(reasoner.llm.notes)  # how the LLM's form was loaded here
 
     @classmethod
-    def from_bundle(cls, bundle, config=None, options=None, runtime=None) -> LlmReasoner:
+    def from_bundle(
+        cls, bundle, config=None, options=None, runtime=None, scores: bool = True
+    ) -> LlmReasoner:
         from emolive.runtime.reasoning.reasoner import Reasoner, ReasonerConfig
 
         config = config or ReasonerConfig()
-        return cls(Reasoner.from_bundle(bundle, config, options, runtime), config.labels)
+        reasoner = Reasoner.from_bundle(bundle, config, options, runtime)
+        return cls(reasoner, config.labels, scores)
 
     @property
     def backend_info(self) -> dict:
