@@ -96,7 +96,3 @@ class Evidence:
         for p in self.prosody:
             out.extend(n for n in getattr(p, "notes", ()) if n not in out)
         return out
-
-    @property
-    def spoke(self) -> bool:
-        return bool(self.transcript or any(getattr(u, "clues", ()) for u in self.utterances))

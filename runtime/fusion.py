@@ -195,14 +195,6 @@ class Fused:
     voice_and_words: np.ndarray | None = None
 
     @property
-    def face(self) -> np.ndarray | None:
-        return self.dists.get("face")
-
-    @property
-    def llm(self) -> np.ndarray | None:
-        return self.dists.get("llm")
-
-    @property
     def label(self) -> str | None:
         """The label the reading names (None: no evidence, or uncertain)."""
         if self.probs is None or self.uncertain is not None:
