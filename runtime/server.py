@@ -14,9 +14,11 @@ gets 403. A browser's ``Origin`` must be this server's own, or one of ``allow_or
 (pages of another origin get 403, which a browser reports as a failed handshake).
 
 Clients cannot make the server hold memory: their messages are read and discarded (one over
-``max_message`` bytes closes the client), keepalive pings drop dead clients within
-``ping_interval + ping_timeout``, and each client's queue keeps at most ``backlog`` events
-(the oldest are dropped for a slow client, and counted in ``dropped``).
+``max_message`` bytes closes the client), a client that misses a keepalive pong, or whose
+socket takes no event for ``ping_interval + ping_timeout`` (the ping itself waits behind a
+full send buffer, so keepalive alone cannot see that), is dropped within that time, and each
+client's queue keeps at most ``backlog`` events (the oldest are dropped for a slow client,
+and counted in ``dropped``).
 """
 
 from __future__ import annotations
@@ -340,15 +342,20 @@ class ReadingServer:
     async def _send(self, client: _Client) -> None:
         from websockets.exceptions import ConnectionClosed
 
+        stall = self.ping_interval + self.ping_timeout
         try:
             while True:
                 if not client.queue:
                     client.ready.clear()
                     await client.ready.wait()
                     continue
-                await client.ws.send(client.queue.popleft())  # waits while its buffer is full
+                async with asyncio.timeout(stall):  # waits while its buffer is full
+                    await client.ws.send(client.queue.popleft())
         except ConnectionClosed:
             pass
+        except TimeoutError:  # a reader that takes nothing is gone: free its buffers now
+            log.info("dropped a client that took no event for %.1f s", stall)
+            client.ws.transport.abort()
 
     # -- publishing -------------------------------------------------------------------------------
     def publish(self, event: dict) -> None:
