@@ -73,15 +73,20 @@ def qwen2_decoder(model, max_positions: int, name: str = "llm_decoder") -> onnx.
 
 
 def _add_qkv_bias(model: onnx.ModelProto, biases: list[np.ndarray]) -> onnx.ModelProto:
-    """An Add of each layer's q|k|v bias between its QKV MatMul and its GroupQueryAttention."""
+    """An Add of each layer's q|k|v bias between its QKV linear and its GroupQueryAttention.
+
+    The linear's output is ``l{i}.qkv/out`` in every weight form (a MatMul, a MatMulNBits with
+    or without its remainder, an int8 GEMM), so the bias goes in by that name."""
     g = model.graph
     nodes = list(g.node)
     out = []
+    placed = 0
     for node in nodes:
         out.append(node)
-        if node.op_type == "MatMul" and node.name.endswith(".qkv"):
-            layer = int(node.name[1:].split(".")[0])
-            src = node.output[0]
+        for src in node.output:
+            if not (src.startswith("l") and src.endswith(".qkv/out")):
+                continue
+            layer = int(src[1:].split(".")[0])
             dst = f"{src}+bias"
             bias = f"l{layer}.qkv.bias"
             g.initializer.append(numpy_helper.from_array(biases[layer].astype(np.float32), bias))
@@ -89,7 +94,8 @@ def _add_qkv_bias(model: onnx.ModelProto, biases: list[np.ndarray]) -> onnx.Mode
             for other in nodes:
                 if other.op_type == "GroupQueryAttention" and other.input[0] == src:
                     other.input[0] = dst
-    if sum(n.op_type == "Add" and n.name.endswith("/qkv_bias") for n in out) != len(biases):
+                    placed += 1
+    if placed != len(biases):
         raise DecoderExportError("could not place the q/k/v biases in the decoder graph")
     del g.node[:]
     g.node.extend(out)
