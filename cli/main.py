@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 import emolive
-from emolive.cli import bench, calibrate, doctor, eval, export, models, reason, run, serve
+from emolive.cli import bench, build, calibrate, doctor, eval, export, models, reason, run, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +29,7 @@ main.add_command(export.export)
 main.add_command(doctor.doctor)
 main.add_command(serve.serve)
 main.add_command(calibrate.calibrate)
+main.add_command(build.build)
 main.add_command(reason.reason)
 main.add_command(eval.eval_command)
 

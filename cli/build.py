@@ -1,0 +1,81 @@
+"""`emo-live build`: device variants (fp16) of a bundle's graphs, checked on the device."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from emolive.cli.common import default_bundle
+
+
+@click.command("build")
+@click.option(
+    "--bundle",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="The bundle to add variants to (default: bundles/lite or $EMOLIVE_BUNDLE).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda", "tensorrt"]),
+    required=True,
+    help="The device the variants are checked on and meant for (this machine's).",
+)
+@click.option("--precision", type=click.Choice(["fp16"]), default="fp16", show_default=True)
+@click.option(
+    "--graph",
+    "graphs",
+    multiple=True,
+    help="Only this graph (repeatable; default: every graph of the manifest).",
+)
+@click.option(
+    "--no-prefer",
+    is_flag=True,
+    help="Add the variants without making them the device's preferred precision.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+def build(bundle, device, precision, graphs, no_prefer, as_json) -> None:  # fmt: skip
+    """Add PRECISION variants of every graph in BUNDLE, checked on DEVICE before written.
+
+    Each graph's fp32 variant is converted (inputs and outputs stay fp32), run on DEVICE
+    and compared with the graph's parity probe; a variant that strays past the bound, or
+    does not run there, is not written and the command exits 1 naming it. Written variants
+    are recorded per device in the manifest, and the runtime's gate checks them again at load.
+
+    \b
+    Example:
+      emo-live build --bundle bundles/lite --device cuda
+      emo-live build --bundle bundles/lite --device cpu --graph expression
+    """
+    from emolive.export.device import BuildConfig, BuildError, build_device_variants
+    from emolive.runtime.backends import DeviceUnavailable
+    from emolive.runtime.bundle import BundleError
+
+    root = bundle or default_bundle()
+    config = BuildConfig(device=device, precision=precision, graphs=graphs, prefer=not no_prefer)
+    try:
+        outcomes = build_device_variants(root, config, log=lambda m: click.echo(m, err=True))
+    except DeviceUnavailable as e:
+        raise click.ClickException(f"cannot build for {device} on this machine: {e}") from e
+    except (BuildError, BundleError) as e:
+        raise click.ClickException(str(e)) from e
+    report = {
+        "bundle": str(root),
+        "device": device,
+        "precision": precision,
+        "graphs": {n: {"written": o.written, **o.record()} for n, o in outcomes.items()},
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for name, o in outcomes.items():
+            state = f"written (deviation {o.deviation:.3g})" if o.written else o.reason
+            click.echo(f"{name}: {state}")
+    refused = [n for n, o in outcomes.items() if not o.written]
+    if refused:
+        raise click.ClickException(
+            f"{len(refused)} of {len(outcomes)} graphs got no {precision} variant for {device}: "
+            f"{', '.join(refused)} (they run their fp32 variant there)"
+        )
