@@ -21,6 +21,7 @@ from emolive.export.bundle import BundleWriter
 PROFILES: dict[str, str] = {
     "lite": "emolive.export.lite",
     "affectgpt": "emolive.export.affectgpt",
+    "emotion_llama": "emolive.export.emotion_llama",
 }
 
 
