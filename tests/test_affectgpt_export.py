@@ -38,8 +38,8 @@ def bundle(tiny):
     from emolive.export.profiles import export_profile
 
     root, f, ckpt = tiny
-    checks = export_profile(
-        "affectgpt", root / "bundle", log=lambda m: None,
+    checks = export_profile(  # the model alone: the frame model, no ASR (test_affectgpt_live)
+        "affectgpt", root / "bundle", ["model"], log=lambda m: None,
         options={"checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]},
     )  # fmt: skip
     return root / "bundle", checks
@@ -182,6 +182,7 @@ def test_a_live_session_runs_the_bundle_from_a_video_with_audio(bundle, tmp_path
     for r in readings:
         assert set(r["backend"]["graphs"]) == {spec.VISION, spec.AUDIO, spec.FUSION, LLM_DECODER}
         assert r["latency_ms"]["llm_answer"] > 0 and r["latency_ms"]["encoders"] > 0
+        assert "affectgpt: no ASR in this bundle, the subtitle is empty" in r["notes"]
     # Each window was read from both its frames and its audio, and named labels came from
     # the answer's words, or the reading says the answer named none.
     for r in readings:

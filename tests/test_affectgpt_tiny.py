@@ -5,6 +5,9 @@ errors, each naming its key or file. The builders serve tests/test_affectgpt_exp
 from __future__ import annotations
 
 import json
+import threading
+import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -109,14 +112,72 @@ def checkpoint_state(seed: int = 0, layers: int = LLM_LAYERS, hidden: int = HIDD
     return state
 
 
+# The real checkpoints are saved from the GPU: their storages are tagged "cuda:0". A tagger
+# registered with torch.serialization (its public API for storage locations) tags ours the
+# same way while ``saved_from_cuda`` is set, so the files load here only as the real ones do,
+# with map_location="cpu". Registered once; it answers None (other taggers decide) otherwise.
+_FROM_CUDA = threading.local()
+
+
+def _cuda_tag(storage) -> str | None:
+    return "cuda:0" if getattr(_FROM_CUDA, "on", False) else None
+
+
+torch.serialization.register_package(-100, _cuda_tag, lambda storage, location: None)
+
+
+@contextmanager
+def saved_from_cuda():
+    _FROM_CUDA.on = True
+    try:
+        yield
+    finally:
+        _FROM_CUDA.on = False
+
+
+FACE_CONFIG = {"datasets": {"mercaptionplus": {"face_or_frame": "multiface_audio_face_text"}}}
+
+
 def write_checkpoint(path: Path, state: dict | None = None, **extra) -> Path:
+    """``torch.save`` of AffectGPT's checkpoint dict, storages tagged cuda:0."""
     blob = {"model": checkpoint_state() if state is None else state, "optimizer": {},
             "config": {"run": "tiny"}, "scaler": None, "epoch": 3, **extra}  # fmt: skip
-    torch.save(blob, path)
+    with saved_from_cuda():
+        torch.save(blob, path)
     return path
 
 
 # -- the checkpoint's errors ------------------------------------------------------------------
+def test_the_checkpoint_is_saved_from_cuda_and_loads_on_the_cpu(tmp_path):
+    path = write_checkpoint(tmp_path / "c.pth")
+    with zipfile.ZipFile(path) as z:
+        pickle = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+    assert b"cuda:0" in pickle and b"cpu" not in pickle  # every storage tagged as on the GPU
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)  # as the real files fail without map_location
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    assert blob["model"]["affectgpt_proj.weight"].device.type == "cpu"
+    assert read_checkpoint(path).sizes.hidden == HIDDEN
+
+
+def test_the_model_kind_comes_from_the_saved_config(tmp_path):
+    from emolive.export.affectgpt.checkpoint import checkpoint_mode
+
+    face = read_checkpoint(write_checkpoint(tmp_path / "f.pth", config=FACE_CONFIG))
+    assert checkpoint_mode(face)[0] == "face"
+    assert "datasets.mercaptionplus.face_or_frame" in checkpoint_mode(face)[1]
+    frame = {"datasets": {"ovmerd": {"face_or_frame": "multiframe_audio_frame_text"}}}
+    assert checkpoint_mode(read_checkpoint(write_checkpoint(tmp_path / "r.pth", config=frame))) \
+        [0] == "frame"  # fmt: skip
+    assert checkpoint_mode(read_checkpoint(write_checkpoint(tmp_path / "n.pth")))[0] is None
+    mixed = {
+        "datasets": {"a": {"face_or_frame": "multiface_x"}, "b": {"face_or_frame": "multiframe_y"}}
+    }
+    with pytest.raises(CheckpointError, match="disagrees on face_or_frame"):
+        checkpoint_mode(read_checkpoint(write_checkpoint(tmp_path / "m.pth", config=mixed)))
+
+
 def test_a_good_checkpoint_reads_with_sizes_from_the_weights(tmp_path):
     ck = read_checkpoint(write_checkpoint(tmp_path / "c.pth"), llm_layers=LLM_LAYERS)
     s = ck.sizes

@@ -67,6 +67,7 @@ class Checkpoint:
     sizes: Sizes
     unexpected: list[str] = field(default_factory=list)
     epoch: int | None = None
+    config: dict = field(default_factory=dict)  # the training config saved with the weights
 
     def linear(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         return self.weights[f"{name}.weight"], self.weights[f"{name}.bias"]
@@ -140,8 +141,43 @@ def read_checkpoint(path: Path | str, llm_layers: int | None = None) -> Checkpoi
         raise CheckpointError(path, f"missing {len(absent)} LoRA key(s), first {absent[:3]}")
     unexpected += sorted(set(lora) - set(want))
     sizes = _sizes(path, weights, lora, layers)
+    config = blob.get("config") if isinstance(blob.get("config"), dict) else {}
     return Checkpoint(path, weights, {k: lora[k] for k in want}, sizes, unexpected,
-                      blob.get("epoch"))  # fmt: skip
+                      blob.get("epoch"), config)  # fmt: skip
+
+
+def _face_or_frame(config, where: str = "config"):
+    """(key path, value) of every ``face_or_frame`` in the saved training config."""
+    if isinstance(config, dict):
+        for k, v in config.items():
+            if k == "face_or_frame" and isinstance(v, str):
+                yield f"{where}.{k}", v
+            else:
+                yield from _face_or_frame(v, f"{where}.{k}")
+
+
+def checkpoint_mode(ckpt: Checkpoint) -> tuple[str | None, str]:
+    """The visual input the checkpoint was trained on, from its saved training config:
+    ("face", where) for ``multiface_*`` (OpenFace crops), ("frame", where) for
+    ``multiframe_*``; (None, why) when the config names none. AffectGPT's inference reads
+    the same field (``datasets.<name>.face_or_frame``)."""
+    found = list(_face_or_frame(ckpt.config))
+    if not found:
+        return None, "its saved config names no face_or_frame"
+    modes = {}
+    for key, value in found:
+        v = value.lower()
+        face = v.startswith("multiface") or ("face" in v and "frame" not in v)
+        frame = v.startswith("multiframe") or ("frame" in v and "face" not in v)
+        if face == frame:
+            raise CheckpointError(
+                ckpt.path, f"key {key!r} is {value!r}: neither a face nor a frame model"
+            )
+        modes[key] = "face" if face else "frame"
+    if len(set(modes.values())) > 1:
+        raise CheckpointError(ckpt.path, f"its config disagrees on face_or_frame: {modes}")
+    key = next(iter(modes))
+    return modes[key], f"{key} = {dict(found)[key]!r}"
 
 
 def _sizes(path: Path, w: dict, lora: dict, layers: int) -> Sizes:

@@ -1,6 +1,8 @@
-"""``emo-live export --profile affectgpt``: one stage, since every graph comes from one
-checkpoint: read and check it, build the model from the local folders, merge the LoRA,
-export each graph and check it against torch before it is written."""
+"""``emo-live export --profile affectgpt``: the model stage makes every graph of the
+checkpoint (read and check it, build the model from the local folders, merge the LoRA,
+export each graph and check it against torch before it is written); the ``faces`` stage adds
+the face detector a face-crop model needs, ``speech`` the VAD + ASR that write the subtitle
+(stages.py). ``--stage model`` alone: a bundle without either."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import onnx
 import torch
 
 from emolive.export.affectgpt import model as agm
-from emolive.export.affectgpt.checkpoint import LORA_ALPHA, read_checkpoint
+from emolive.export.affectgpt.checkpoint import LORA_ALPHA, checkpoint_mode, read_checkpoint
 from emolive.export.affectgpt.decoder import qwen2_decoder
 from emolive.export.affectgpt.wheel import wheel_data
 from emolive.runtime.affectgpt import spec
@@ -24,7 +26,11 @@ from emolive.runtime.llm.segments import prefill
 from emolive.runtime.names import LLM_DECODER, LLM_EMBEDDINGS, LLM_TOKENIZER
 
 PROFILE = spec.PROFILE
-STAGES = {"model": ("emolive.export.affectgpt.profile", "export_affectgpt")}
+STAGES = {
+    "model": ("emolive.export.affectgpt.profile", "export_affectgpt"),
+    "faces": ("emolive.export.affectgpt.stages", "add_face_detector"),
+    "speech": ("emolive.export.affectgpt.stages", "add_speech"),
+}
 # Options the stage takes (emo-live export --checkpoint/--vision/--audio/--llm); required.
 OPTIONS = ("checkpoint", "vision", "audio", "llm")
 ONNX_OPSET = 17
@@ -109,12 +115,14 @@ def _decoding(llm_dir: Path, tokenizer) -> dict:
 
 
 def export_affectgpt(
-    writer, work: Path, log, checkpoint, vision, audio, llm, mode: str = "frame"
+    writer, work: Path, log, checkpoint, vision, audio, llm, mode: str | None = None
 ) -> dict:
-    """Write the affectgpt graphs and files into ``writer``; returns the checks."""
+    """Write the affectgpt graphs and files into ``writer``; returns the checks. ``mode``:
+    "face" (OpenFace crops) or "frame" (raw frames); None: as the checkpoint's saved training
+    config says (``face_or_frame``), "frame" where it says nothing."""
     from tokenizers import Tokenizer
 
-    if mode not in ("frame", "face"):
+    if mode not in (None, "frame", "face"):
         raise ValueError(f"mode must be 'frame' or 'face', got {mode!r}")
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -127,12 +135,20 @@ def export_affectgpt(
         log(
             f"{checkpoint}: {len(ckpt.unexpected)} unexpected key(s) ignored: {ckpt.unexpected[:8]}"
         )
+    if mode is None:
+        mode, why = checkpoint_mode(ckpt)
+        if mode is None:
+            mode = "frame"
+            log(f"{checkpoint}: {why}; exported as the raw-frame model")
+        else:
+            log(f"{checkpoint}: the {mode} model ({why})")
     model = agm.build(ckpt, vision, audio, llm_dir, mode)
     torch.manual_seed(0)
     checks: dict = {"checkpoint": {"file": Path(checkpoint).name, "epoch": ckpt.epoch,
                                    "unexpected_keys": ckpt.unexpected,
                                    "lora_rank": ckpt.sizes.lora_rank,
-                                   "lora_scale": LORA_ALPHA / ckpt.sizes.lora_rank}}  # fmt: skip
+                                   "lora_scale": LORA_ALPHA / ckpt.sizes.lora_rank,
+                                   "mode": mode}}  # fmt: skip
 
     log("exporting the vision graph ...")
     pixels = torch.rand(spec.FRAMES, 3, spec.IMAGE_SIZE, spec.IMAGE_SIZE) * 255

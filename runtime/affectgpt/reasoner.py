@@ -121,16 +121,39 @@ class AffectGptReasoner:
         self.model, self.frames, self.audio, self.seed = model, frames, audio, seed
         self.load_notes: list[str] = []
         self.backend_info = dict(model.backend_info)
+        faces = getattr(frames, "faces", None)
+        self.backend_info.update(getattr(faces, "backend_info", {}))
+
+    def _visual(self, window: Window) -> tuple[np.ndarray | None, str | None]:
+        """The window's pixels for the vision graph (8 frames, or 8 face crops for the face
+        model), or why there are none: a face model with no face in the window has no face
+        evidence, and the reading abstains rather than read frames it was not trained on."""
+        t0, t1 = window.t_start, window.t_end
+        if self.frames is None:
+            return None, "affectgpt reads video and audio together: no frames in this window"
+        if self.model.config["mode"] != "face":
+            pixels = self.frames.sample(t0, t1)
+            if pixels is None:
+                return None, "affectgpt reads video and audio together: no frames in this window"
+            return pixels, None
+        pixels = self.frames.sample_faces(t0, t1)
+        if pixels is None:
+            _, looked = self.frames.faces_between(t0, t1)
+            return None, (
+                f"affectgpt face model: no face in this window's {looked} frame(s), so no face "
+                "evidence: no reading"
+            )
+        return pixels, None
 
     def judge(self, window: Window, labels: Sequence[str], transcript: str | None = None,
               score: bool = True) -> Judgement:  # fmt: skip
         t0 = time.perf_counter()
-        pixels = self.frames.sample(window.t_start, window.t_end) if self.frames else None
+        pixels, missing = self._visual(window)
         samples = self.audio.between(window.t_start, window.t_end) if self.audio else None
-        if pixels is None or samples is None or not len(samples):
-            missing = "frames" if pixels is None else "audio"
-            return Judgement(notes=[f"affectgpt reads video and audio together: no {missing} "
-                                    "in this window"])  # fmt: skip
+        if missing is None and (samples is None or not len(samples)):
+            missing = "affectgpt reads video and audio together: no audio in this window"
+        if missing is not None:
+            return Judgement(abstained=missing, notes=[missing])
         tokens = self.model.encode(pixels, clips_of(samples))
         t1 = time.perf_counter()
         subtitle = window.evidence.transcript if transcript is None else transcript
@@ -138,15 +161,16 @@ class AffectGptReasoner:
         t2 = time.perf_counter()
         answer = cut_answer(gen.text)
         parsed = parse_answer(answer, labels, self.model.wheel)
-        notes = []
+        notes, abstained = [], None
         if parsed.open_labels:
             notes.append(
                 "open-vocabulary emotions outside the labels: " + ", ".join(parsed.open_labels)
             )
         if parsed.probs is None:
-            notes.append("the answer names no emotion of this session's labels")
+            abstained = "the answer names no emotion of this session's labels"
+            notes.append(abstained)
         return Judgement(
-            probs=parsed.probs, notes=notes,
+            probs=parsed.probs, abstained=abstained, notes=notes,
             latency_ms={"encoders": round((t1 - t0) * 1e3, 1),
                         "llm_answer": round((t2 - t1) * 1e3, 1)},
             backend={"llm": self.model.precision},

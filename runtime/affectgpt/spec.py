@@ -21,6 +21,15 @@ FEATURE_MEAN = "feature_mean"
 VIDEO_MEAN = "video_mean"
 AUDIO_MEAN = "audio_mean"
 
+# Face crops (the face model): OpenFace's aligned crops are 112×112, resized to 224 at load.
+FACE_CROP = 112
+
+
+def view_graph(perspective: str) -> str:
+    """The pooling + projector graph of an extra visual perspective (perspectives.py)."""
+    return f"affectgpt_view_{perspective}"
+
+
 # Files (manifest["files"] keys); the LLM's embeddings and tokenizer use runtime.names'.
 CONFIG = "affectgpt_config"  # json: prompt, questions, placeholders, decoding, sampling
 WHEEL = "affectgpt_wheel"  # json: open-vocabulary emotion words -> base labels
