@@ -252,3 +252,140 @@ def test_the_export_writes_a_checked_bundle(bundle):
     assert config["visual_tokens"] == 260  # 256 grouped patches + 3 features + CLS
     assert config["decoding"]["greedy"] and config["decoding"]["stop_ids"] == [2]
     assert config["bos_id"] == 1
+
+
+# -- pure pieces ------------------------------------------------------------------------------
+def test_frames_are_sampled_as_each_encoder_takes_them():
+    from emolive.runtime.emotion_llama.media import utterance, video_indices, window_pixels
+
+    # 40 frames: tick (40 - 1) / 8 = 4.875, segments start at int(2.4375 + 4.875 k)
+    assert video_indices(40).tolist() == [2, 3, 7, 8, 12, 13, 17, 18, 21, 22, 26, 27, 31, 32,
+                                          36, 37]  # fmt: skip
+    assert video_indices(5).tolist() == [0, 1] * 8  # too few frames: every segment at 0
+    frames = [np.full((448, 448, 3), i, np.uint8) for i in range(30)]
+    px = window_pixels(frames)
+    assert px[spec.VISION].shape == (1, 3, 448, 448) and px[spec.VISION].max() == 0  # 1st frame
+    assert px[spec.FACE].shape == (8, 3, 224, 224) and px[spec.VIDEO].shape == (16, 3, 224, 224)
+    assert px[spec.FACE][:, 0, 0, 0].tolist() == [0, 3, 7, 11, 15, 18, 22, 26]
+    assert len(utterance(np.ones(10, np.float32))) == spec.MIN_SAMPLES
+
+
+def test_the_prompt_is_split_at_its_placeholder_and_the_answer_cut():
+    from emolive.runtime.emotion_llama.prompt import cut_answer, prompt_pieces, prompt_text
+
+    text = prompt_text(spec.TEMPLATE, "I am fine", "emotion", spec.INSTRUCTIONS["emotion"])
+    assert text.startswith("<s>[INST] <video><VideoHere></video> <feature><FeatureHere>")
+    assert "says: I am fine.  [emotion] Please determine" in text and text.endswith(".  [/INST]")
+
+    class Chars:  # one id per character
+        def encode(self, s):
+            return [ord(c) for c in s]
+
+    head, tail = prompt_pieces(Chars(), text, bos_id=1)
+    assert head[0] == 1 and "".join(map(chr, head[1:])) == "<s>[INST] <video>"
+    assert "".join(map(chr, tail)).startswith("</video> <feature><FeatureHere>")
+    with pytest.raises(ValueError, match="once"):
+        prompt_pieces(Chars(), "no placeholder", 1)
+    assert cut_answer("[INST] x [/INST] The emotion is happy.</s> more") == "The emotion is happy."
+
+
+# -- every graph at run time against torch ------------------------------------------------
+def test_every_graph_matches_torch_and_greedy_generation_is_identical(bundle, reference):
+    from emolive.export.affectgpt.model import greedy
+    from emolive.export.emotion_llama.model import embed_prompt
+    from emolive.runtime.bundle import Bundle
+    from emolive.runtime.emotion_llama.media import window_pixels
+    from emolive.runtime.emotion_llama.prompt import visual_tokens
+    from emolive.runtime.emotion_llama.reasoner import EmotionLlamaModel
+
+    model = EmotionLlamaModel.from_bundle(Bundle.open(bundle[0]))
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, 255, (448, 448, 3), dtype=np.uint8) for _ in range(12)]
+    samples = rng.normal(0, 0.2, 16000 * 2).astype(np.float32)
+    visual = model.encode(frames, samples)
+    px = {k: torch.from_numpy(v) for k, v in window_pixels(frames).items()}
+    with torch.no_grad():
+        patches, cls = reference.vision(px[spec.VISION])
+        want = visual_tokens(patches, reference.face(px[spec.FACE]), reference.video(
+            px[spec.VIDEO]), reference.audio(torch.from_numpy(samples)), cls)  # fmt: skip
+    assert visual.shape == (260, HIDDEN)
+    np.testing.assert_allclose(visual, want, atol=1e-4, rtol=1e-3)
+    gen = model.answer(visual, "I am fine", model.generation_config(max_new_tokens=40))
+    embeds = embed_prompt(reference.llm, model.prompt("I am fine"), visual)
+    ref = greedy(reference.llm, embeds, len(gen.ids) + 1, model.tokenizer.stop_ids)
+    assert len(gen.ids) >= 20 and list(gen.ids) == ref[: len(gen.ids)]
+
+
+# -- the live session -----------------------------------------------------------------------
+def test_a_live_session_runs_the_bundle_from_a_video_with_audio(bundle, tmp_path):
+    from emolive.runtime.readings import validate
+    from emolive.runtime.session import Session, SessionConfig
+    from tests.test_affectgpt_export import _clip_with_audio
+
+    clip = _clip_with_audio(tmp_path / "clip.mp4")
+    config = SessionConfig(
+        bundle=bundle[0], source=str(clip), every_s=1.5, labels=FER_LABELS, realtime=False
+    )
+    with Session(config) as session:
+        events = list(session)
+    readings = [e for e in events if e["type"] == "reading"]
+    for e in events:
+        validate(e)
+    assert len(readings) >= 2, [e["type"] for e in events]
+    for r in readings:
+        assert set(r["backend"]["graphs"]) == {spec.VISION, spec.FACE, spec.VIDEO, spec.AUDIO,
+                                               LLM_DECODER}  # fmt: skip
+        assert r["latency_ms"]["llm_answer"] > 0 and r["latency_ms"]["encoders"] > 0
+        assert any("MAE reads whole frames" in n for n in r["notes"])
+        # a label came from the answer's words, or the reading says the answer named none
+        assert r["emotion"] is not None or any("names no emotion" in n for n in r["notes"]), r
+    assert session.stats()["frames_analysed"] == 45
+
+
+# -- bad inputs ------------------------------------------------------------------------------
+def _export(tiny, tmp_path, **change):
+    from emolive.export.profiles import export_profile
+
+    root, f, ckpt = tiny
+    options = {"checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]}
+    export_profile("emotion_llama", tmp_path / "b", log=lambda m: None,
+                   options={**options, **change})  # fmt: skip
+
+
+def test_llm_hidden_size_disagreeing_with_a_projector_is_named(tiny, tmp_path):
+    wide = write_checkpoint(tmp_path / "wide.pth", checkpoint_state(hidden=48))
+    with pytest.raises(CheckpointError, match=r"key 'cls_tk_llama_proj.weight' expects \(48, "
+                       r"176\); the LLM's hidden size .* gives \(64, 176\)"):  # fmt: skip
+        _export(tiny, tmp_path, checkpoint=wide)
+    assert not (tmp_path / "b").exists()
+
+
+def test_encoder_folders_and_files_without_weights_are_named(tiny, tmp_path):
+    from emolive.export.affectgpt.model import EncoderFolderError
+    from emolive.export.emotion_llama.eva import EvaFileError
+
+    _, f, _ = tiny
+    vision = tmp_path / "vision"
+    shutil.copytree(f["vision"], vision)
+    (vision / "videomae" / "model.safetensors").unlink()
+    with pytest.raises(EncoderFolderError, match=rf"{vision / 'videomae'}: VideoMAE .* no weights"):
+        _export(tiny, tmp_path, vision=vision)
+    eva = vision / "eva_vit_g.pth"
+    eva.write_bytes(eva.read_bytes()[:4000])
+    with pytest.raises(EvaFileError, match=r"eva_vit_g\.pth: not a readable torch file"):
+        _export(tiny, tmp_path, vision=vision)
+    eva.unlink()
+    with pytest.raises(EncoderFolderError, match="vision folder has no eva_vit_g.pth"):
+        _export(tiny, tmp_path, vision=vision)
+
+
+def test_the_cli_exports_with_the_profile_options(tiny, tmp_path):
+    from click.testing import CliRunner
+
+    from emolive.cli.export import export
+
+    root, f, ckpt = tiny
+    res = CliRunner().invoke(export, ["--profile", "emotion_llama", "--out", str(tmp_path / "b"),
+                                      "--checkpoint", str(ckpt), "--vision", str(f["vision"]),
+                                      "--audio", str(f["audio"])])  # fmt: skip
+    assert res.exit_code == 2 and "--llm" in res.output

@@ -25,6 +25,7 @@ from emolive.runtime.bundle import Bundle, BundleError
 PROFILES: dict[str, str] = {
     "lite": "emolive.runtime.profiles.lite",
     "affectgpt": "emolive.runtime.profiles.affectgpt",
+    "emotion_llama": "emolive.runtime.profiles.emotion_llama",
 }
 _BUILDERS: dict[str, Callable[..., Pipeline]] = {}
 
