@@ -237,6 +237,7 @@ def reference(tiny):
     return elm.build(read_checkpoint(ckpt), f["vision"], f["audio"], f["llm"])
 
 
+@pytest.mark.slow
 def test_the_export_writes_a_checked_bundle(bundle):
     from emolive.runtime.bundle import Bundle
 
@@ -290,6 +291,7 @@ def test_the_prompt_is_split_at_its_placeholder_and_the_answer_cut():
 
 
 # -- every graph at run time against torch ------------------------------------------------
+@pytest.mark.slow
 def test_every_graph_matches_torch_and_greedy_generation_is_identical(bundle, reference):
     from emolive.export.affectgpt.model import greedy
     from emolive.export.emotion_llama.model import embed_prompt
@@ -317,6 +319,7 @@ def test_every_graph_matches_torch_and_greedy_generation_is_identical(bundle, re
 
 
 # -- the live session -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_live_session_runs_the_bundle_from_a_video_with_audio(bundle, tmp_path):
     from emolive.runtime.readings import validate
     from emolive.runtime.session import Session, SessionConfig
@@ -352,6 +355,7 @@ def _export(tiny, tmp_path, **change):
                    options={**options, **change})  # fmt: skip
 
 
+@pytest.mark.slow
 def test_llm_hidden_size_disagreeing_with_a_projector_is_named(tiny, tmp_path):
     wide = write_checkpoint(tmp_path / "wide.pth", checkpoint_state(hidden=48))
     with pytest.raises(CheckpointError, match=r"key 'cls_tk_llama_proj.weight' expects \(48, "
@@ -360,6 +364,7 @@ def test_llm_hidden_size_disagreeing_with_a_projector_is_named(tiny, tmp_path):
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_encoder_folders_and_files_without_weights_are_named(tiny, tmp_path):
     from emolive.export.affectgpt.model import EncoderFolderError
     from emolive.export.emotion_llama.eva import EvaFileError
@@ -389,3 +394,33 @@ def test_the_cli_exports_with_the_profile_options(tiny, tmp_path):
                                       "--checkpoint", str(ckpt), "--vision", str(f["vision"]),
                                       "--audio", str(f["audio"])])  # fmt: skip
     assert res.exit_code == 2 and "--llm" in res.output
+
+
+@pytest.mark.slow
+def test_eval_runs_on_the_bundle(bundle, tmp_path):
+    """`emo-live eval` measures an emotion_llama bundle's readings: the clip goes through the
+    profile's own stages and reasoner."""
+    from click.testing import CliRunner
+
+    from emolive.calibrate.eval.items import ItemRunner
+    from emolive.calibrate.eval.readers import read_manifest
+    from emolive.cli.main import main
+    from tests.test_affectgpt_export import _clip_with_audio
+
+    clip = _clip_with_audio(tmp_path / "clip.mp4")
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text(f"path,label\n{clip},sad\n", encoding="utf-8")
+    out = tmp_path / "report"
+    got = CliRunner().invoke(main, ["eval", "--data", str(manifest), "--modality", "all",
+                                    "--bundle", str(bundle[0]), "--out", str(out)])  # fmt: skip
+    assert got.exit_code == 0, got.output
+    run = json.loads((out / "report.json").read_text())["runs"]["bundle"]
+    assert run["metrics"]["n"] == 1 and run["skipped"] == 0
+    item = run["items"][0]
+    assert item["label"] == "sad" and item["kind"] == "video"
+    assert item["emotion"] in FER_LABELS or (item["emotion"] is None and item["abstained"]), item
+    result = ItemRunner(bundle[0], FER_LABELS, modality="all", explain="all").run(
+        read_manifest(manifest).items[0]
+    )
+    latency = result.reading["latency_ms"]
+    assert latency["encoders"] > 0 and latency["llm_answer"] > 0, latency
