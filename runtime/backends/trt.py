@@ -3,13 +3,23 @@
 Not ONNX Runtime's TensorRT execution provider (backend "ort", device "tensorrt", route
 ``onnxruntime-tensorrt-ep``).
 
-Kept thin on purpose. INT8 is explicit: the bundle's int8 variants carry Q/DQ nodes, and
-TensorRT 10+ compiles exactly those scales (implicit calibration is deprecated in 10.1 and
-gone in 11), so the numerics tested with ONNX Runtime on the CPU are the numerics here.
+Kept thin on purpose, and never run on real TensorRT in this project (it cannot be
+installed on the machines the project was built on): ``tests/test_trt_fake.py`` runs it
+against a fake of TensorRT's documented Python API that executes the ONNX graph with ONNX
+Runtime. Version differences (10.x weak typing and flags, 11.x strong typing) live in
+``trt_api.TrtApi``. INT8 is explicit: the bundle's int8 variants carry Q/DQ nodes, and
+TensorRT compiles exactly those scales (implicit calibration is deprecated in 10.1 and gone in
+11), so the numerics tested with ONNX Runtime on the CPU are the numerics here. fp16 is the
+bundle's fp16 device variant (``emo-live build``) on 11.x, and the FP16 flag on 10.x.
+
+The engine has one optimization profile per phase, from the graph's named dynamic axes
+(``trt_api.ShapeRanges``: prefill and decode for the LLM's KV cache), and one execution
+context per profile. Every input and output gets one device buffer at load, sized for the
+largest shape any profile allows; runs copy into them and never allocate. IO is by name.
 
 Engines and the timing cache are stored under ``<cache>/trt/`` and keyed by GPU name and
-compute capability, TensorRT version, precision and the ONNX file's sha256: an engine is
-never reused on a different GPU or TensorRT, or for a changed graph.
+compute capability, TensorRT version, precision (with the profile ranges) and the ONNX file's
+sha256: an engine is never reused on a different GPU or TensorRT, or for a changed graph.
 
 Needs the ``tensorrt`` package (NVIDIA's index; JetPack ships it) and ``cuda-python`` for
 device memory; both are imported here only, with a message saying what to install.
@@ -24,20 +34,23 @@ from pathlib import Path
 
 import numpy as np
 
-from emolive.runtime.backends import ROUTES
-from emolive.runtime.bundle import sha256_of
+from emolive.runtime.backends import ROUTES, DeviceUnavailable
+from emolive.runtime.backends.trt_api import ShapeRanges, TrtApi, fits, has_qdq
+from emolive.runtime.bundle import onnx_signature, sha256_of
 from emolive.runtime.cache import cache_root
 
 WORKSPACE_BYTES = 1 << 30
+ROUTE = ROUTES["trt", "tensorrt"]
 
 
 def _import_trt():
     try:
         import tensorrt as trt
     except ImportError as e:
-        raise RuntimeError(
-            f"the TensorRT backend (route {ROUTES['trt', 'tensorrt']}) needs the tensorrt package (JetPack ships it; on x86 "
-            "install it from NVIDIA's index), or use the ONNX Runtime backend: --backend ort"
+        raise DeviceUnavailable(
+            f"the TensorRT backend (route {ROUTE}) needs the tensorrt package (JetPack ships "
+            "it; on x86 install it from NVIDIA's index), or use the ONNX Runtime backend: "
+            "--backend ort"
         ) from e
     try:
         from cuda.bindings import runtime as cudart
@@ -45,8 +58,8 @@ def _import_trt():
         try:
             from cuda import cudart  # cuda-python < 12.6
         except ImportError as e:
-            raise RuntimeError(
-                "the TensorRT backend needs cuda-python: pip install cuda-python"
+            raise DeviceUnavailable(
+                f"the TensorRT backend (route {ROUTE}) needs cuda-python: pip install cuda-python"
             ) from e
     return trt, cudart
 
@@ -56,7 +69,7 @@ def _check(result):
     err, *rest = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
         raise RuntimeError(f"CUDA error {err}")
-    return rest[0] if len(rest) == 1 else rest
+    return rest[0] if len(rest) == 1 else (rest or None)
 
 
 def engine_key(
@@ -77,48 +90,63 @@ class TrtGraph:
     precision: str
     device: str = "tensorrt"
     backend: str = "trt"
-    max_batch: int = 16
-    _buffers: dict = field(default_factory=dict, repr=False)
+    ranges: ShapeRanges = field(default_factory=ShapeRanges)
+    _buffers: dict = field(default_factory=dict, repr=False)  # name -> (ptr, nbytes)
 
     def __post_init__(self) -> None:
         trt, cudart = _import_trt()
-        self._trt, self._cudart = trt, cudart
+        self._trt, self._cudart, self.api = trt, cudart, TrtApi(trt)
+        if self.precision == "int8" and not has_qdq(self.path):
+            raise ValueError(
+                f"{self.path}: int8 on TensorRT needs a Q/DQ graph (implicit calibration is "
+                "gone in TensorRT 11); run `emo-live calibrate` for the bundle's int8 variants"
+            )
+        signature = onnx_signature(self.path)
+        self.profiles = self.ranges.profiles(signature["inputs"])
         props = _check(cudart.cudaGetDeviceProperties(0))
         gpu = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
         capability = f"{props.major}{props.minor}"
-        key = engine_key(gpu, capability, trt.__version__, self.precision, sha256_of(self.path))
+        built_as = f"{self.precision}+{self.ranges.key()}"
+        key = engine_key(gpu, capability, trt.__version__, built_as, sha256_of(self.path))
         folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        engine_file = folder / f"{self.path.stem}.{key}.engine"
+        self.engine_file = folder / f"{self.path.stem}.{key}.engine"
         timing_file = (
             folder / f"timing.{engine_key(gpu, capability, trt.__version__, '', '')}.cache"
         )
         logger = trt.Logger(trt.Logger.WARNING)
-        if engine_file.is_file():
-            plan = engine_file.read_bytes()
+        if self.engine_file.is_file():
+            plan = self.engine_file.read_bytes()
         else:
-            plan = self._build(trt, logger, timing_file)
-            engine_file.write_bytes(plan)
+            plan = self._build(logger, timing_file)
+            self.engine_file.write_bytes(plan)
         self.engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
         if self.engine is None:
             raise RuntimeError(f"TensorRT could not deserialize the engine for {self.path}")
-        self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
-        self.input_names = [n for n in names if is_input[n]]
-        self.output_names = [n for n in names if not is_input[n]]
-        self.dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
+        mode = {n: self.engine.get_tensor_mode(n) for n in names}
+        self.input_names = [n for n in names if mode[n] == trt.TensorIOMode.INPUT]
+        self.output_names = [n for n in names if mode[n] == trt.TensorIOMode.OUTPUT]
+        self.dtypes = {n: self.api.nptype(self.engine.get_tensor_dtype(n)) for n in names}
         self.stream = _check(cudart.cudaStreamCreate())
+        self.contexts = []
+        for index in range(len(self.profiles)):
+            context = self.engine.create_execution_context()
+            if not context.set_optimization_profile_async(index, self.stream):
+                raise RuntimeError(f"TensorRT refused profile {index} for {self.path}")
+            self.contexts.append(context)
+        self._allocate()
 
     @property
     def info(self) -> dict:
+        version = ".".join(map(str, self.api.version))
         return {
             "backend": self.backend,
-            "route": ROUTES["trt", "tensorrt"],
+            "route": ROUTE,
             "device": self.device,
             "precision": self.precision,
-            "providers": [],
-        }
+            "providers": [f"TensorRT {version}" + (" strongly typed" if self.api.strongly_typed else "")],
+        }  # fmt: skip
 
     def buffer(self, shape, dtype) -> TrtBuffer:
         return TrtBuffer(self._cudart, shape, dtype, self.stream)
@@ -126,32 +154,27 @@ class TrtGraph:
     def binding(self) -> TrtBinding:
         return TrtBinding(self)
 
-    def _build(self, trt, logger, timing_file: Path) -> bytes:
+    def _build(self, logger, timing_file: Path) -> bytes:
+        trt = self._trt
         builder = trt.Builder(logger)
-        network = builder.create_network(0)  # explicit batch is the only mode in TRT 10
+        network = builder.create_network(self.api.network_flags())
         parser = trt.OnnxParser(network, logger)
         if not parser.parse_from_file(str(self.path)):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise RuntimeError(f"TensorRT could not parse {self.path}: {errors}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-        if self.precision == "int8":
-            config.set_flag(trt.BuilderFlag.INT8)  # honours the graph's Q/DQ scales
-        if self.precision in ("int8", "fp16"):
-            config.set_flag(trt.BuilderFlag.FP16)  # layers outside Q/DQ may use fp16
+        for flag in self.api.precision_flags(self.precision):
+            config.set_flag(flag)
         timing = config.create_timing_cache(
             timing_file.read_bytes() if timing_file.is_file() else b""
         )
         config.set_timing_cache(timing, ignore_mismatch=False)
-        profile = builder.create_optimization_profile()
-        for i in range(network.num_inputs):
-            t = network.get_input(i)
-            shape = list(t.shape)
-            if any(d < 0 for d in shape):
-                lo = [1 if d < 0 else d for d in shape]
-                hi = [self.max_batch if d < 0 else d for d in shape]
-                profile.set_shape(t.name, lo, lo, hi)
-        config.add_optimization_profile(profile)
+        for shapes in self.profiles:
+            profile = builder.create_optimization_profile()
+            for name, (lo, opt, hi) in shapes.items():
+                profile.set_shape(name, lo, opt, hi)
+            config.add_optimization_profile(profile)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             raise RuntimeError(
@@ -160,38 +183,69 @@ class TrtGraph:
         timing_file.write_bytes(bytes(config.get_timing_cache().serialize()))
         return bytes(plan)
 
-    def _device_buffer(self, name: str, nbytes: int) -> int:
-        ptr, size = self._buffers.get(name, (None, 0))
-        if size < nbytes:
-            if ptr is not None:
-                _check(self._cudart.cudaFree(ptr))
-            ptr = _check(self._cudart.cudaMalloc(nbytes))
-            self._buffers[name] = (ptr, nbytes)
-        return ptr
+    def _allocate(self) -> None:
+        """One device buffer per IO tensor, as large as the largest shape of any profile."""
+        sizes = dict.fromkeys(self.input_names + self.output_names, 0)
+        for index, context in enumerate(self.contexts):
+            for name in self.input_names:
+                hi = tuple(self.engine.get_tensor_profile_shape(name, index)[2])
+                if not context.set_input_shape(name, hi):
+                    raise RuntimeError(f"TensorRT refused shape {hi} for {name} ({self.path})")
+                sizes[name] = max(sizes[name], self._nbytes(name, hi))
+            for name in self.output_names:
+                sizes[name] = max(sizes[name], self._nbytes(name, context.get_tensor_shape(name)))
+        for name, nbytes in sizes.items():
+            self._buffers[name] = (_check(self._cudart.cudaMalloc(max(nbytes, 1))), nbytes)
+
+    def _nbytes(self, name: str, shape) -> int:
+        shape = tuple(int(d) for d in shape)
+        if any(d < 0 for d in shape):
+            raise RuntimeError(f"{self.path}: output {name} has a data-dependent shape {shape}")
+        return int(np.prod(shape, dtype=np.int64)) * self.dtypes[name].itemsize
+
+    def context_for(self, shapes: dict[str, tuple[int, ...]]):
+        """The execution context whose profile admits these input shapes (decode first)."""
+        for index in reversed(range(len(self.profiles))):
+            if fits(self.profiles[index], shapes):
+                return self.contexts[index]
+        allowed = [{n: (lo, hi) for n, (lo, _, hi) in p.items()} for p in self.profiles]
+        raise ValueError(
+            f"{self.path}: input shapes {shapes} are outside every optimization profile of the "
+            f"engine (min, max per input: {allowed})"
+        )
+
+    def set_inputs(self, context, shapes: dict[str, tuple[int, ...]]) -> None:
+        for name, shape in shapes.items():
+            if not context.set_input_shape(name, shape):
+                raise ValueError(f"{self.path}: TensorRT refused shape {shape} for {name}")
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        trt, cudart = self._trt, self._cudart
+        cudart = self._cudart
+        arrays = {n: np.ascontiguousarray(feeds[n], self.dtypes[n]) for n in self.input_names}
+        context = self.context_for({n: a.shape for n, a in arrays.items()})
+        self.set_inputs(context, {n: a.shape for n, a in arrays.items()})
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        for name in self.input_names:
-            arr = np.ascontiguousarray(feeds[name])
-            self.context.set_input_shape(name, arr.shape)
-            ptr = self._device_buffer(name, arr.nbytes)
+        for name, arr in arrays.items():
+            ptr = self._buffers[name][0]
             _check(cudart.cudaMemcpyAsync(ptr, arr.ctypes.data, arr.nbytes, h2d, self.stream))
-            self.context.set_tensor_address(name, ptr)
+            context.set_tensor_address(name, ptr)
         outs = {}
         for name in self.output_names:
-            shape = tuple(self.context.get_tensor_shape(name))
-            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
-            outs[name] = np.empty(shape, dtype)
-            self.context.set_tensor_address(name, self._device_buffer(name, outs[name].nbytes))
-        if not self.context.execute_async_v3(self.stream):
+            outs[name] = np.empty(tuple(context.get_tensor_shape(name)), self.dtypes[name])
+            context.set_tensor_address(name, self._buffers[name][0])
+        if not context.execute_async_v3(self.stream):
             raise RuntimeError(f"TensorRT execution failed for {self.path}")
+        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         for name, arr in outs.items():
             ptr = self._buffers[name][0]
             _check(cudart.cudaMemcpyAsync(arr.ctypes.data, ptr, arr.nbytes, d2h, self.stream))
         _check(cudart.cudaStreamSynchronize(self.stream))
         return outs
+
+    def close(self) -> None:
+        for ptr, _ in self._buffers.values():
+            self._cudart.cudaFree(ptr)
+        self._buffers.clear()
 
 
 class TrtBuffer:
@@ -219,9 +273,9 @@ class TrtBuffer:
 
 
 class TrtBinding:
-    """Addresses set once per name (``set_tensor_address``); numpy inputs are copied to a
-    staging buffer per name. An output's shape is the bound buffer's (a bigger buffer is
-    fine: TensorRT writes the shape the inputs imply)."""
+    """Addresses set by name, once per bind; numpy inputs go to the graph's own input buffer
+    (allocated at load). An output's shape is the bound buffer's (a bigger buffer is fine:
+    TensorRT writes the shape the inputs imply)."""
 
     def __init__(self, graph: TrtGraph) -> None:
         self._g = graph
@@ -234,7 +288,9 @@ class TrtBinding:
             self._inputs[name] = (value.ptr, value.shape)
             return
         arr = np.ascontiguousarray(value, dtype=g.dtypes[name])
-        ptr = g._device_buffer(name, arr.nbytes)
+        ptr, size = g._buffers[name]
+        if arr.nbytes > size:
+            raise ValueError(f"{g.path}: input {name} of shape {arr.shape} exceeds the profiles")
         h2d = g._cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         _check(g._cudart.cudaMemcpyAsync(ptr, arr.ctypes.data, arr.nbytes, h2d, g.stream))
         self._inputs[name] = (ptr, arr.shape)
@@ -244,12 +300,14 @@ class TrtBinding:
 
     def run(self) -> None:
         g = self._g
-        for name, (ptr, shape) in self._inputs.items():
-            g.context.set_input_shape(name, shape)
-            g.context.set_tensor_address(name, ptr)
-        for name, ptr in self._outputs.items():
-            g.context.set_tensor_address(name, ptr)
-        if not g.context.execute_async_v3(g.stream):
+        shapes = {name: shape for name, (_, shape) in self._inputs.items()}
+        context = g.context_for(shapes)
+        g.set_inputs(context, shapes)
+        for name, (ptr, _) in self._inputs.items():
+            context.set_tensor_address(name, ptr)
+        for name in g.output_names:
+            context.set_tensor_address(name, self._outputs.get(name, g._buffers[name][0]))
+        if not context.execute_async_v3(g.stream):
             raise RuntimeError(f"TensorRT execution failed for {g.path}")
         _check(g._cudart.cudaStreamSynchronize(g.stream))
 
@@ -260,10 +318,10 @@ def load(
     device: str = "tensorrt",
     threads: int | None = None,
     spin: bool = False,
+    ranges: ShapeRanges | None = None,
 ) -> TrtGraph:
     if device != "tensorrt":
         raise ValueError(
-            f"the trt backend (route {ROUTES['trt', 'tensorrt']}) runs on device 'tensorrt', "
-            f"not {device!r}"
+            f"the trt backend (route {ROUTE}) runs on device 'tensorrt', not {device!r}"
         )
-    return TrtGraph(Path(path), precision)
+    return TrtGraph(Path(path), precision, ranges=ranges or ShapeRanges())
