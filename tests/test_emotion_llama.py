@@ -27,24 +27,20 @@ EVA_WIDTH = 176  # two heads of 88
 EVA_BLOCKS = 2
 FEAT = 32  # MAE, VideoMAE and HuBERT widths (1024 each in the release)
 RANK = 4
-TEXT = [
-    "[INST] <video></video> <feature><FeatureHere></feature> The person in video says: I am "
-    "fine. [emotion] Please determine which emotion label in the video represents: happy, sad, "
-    "neutral, angry, worried, surprise, fear, contempt, doubt. [/INST] The emotion is happy.",
-]
+LLAMA_SPECIALS = ("<s>", "</s>")
+BOS, EOS = 300, 301
+VOCAB = 320
 
 
 def tiny_tokenizer(folder: Path) -> None:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """AffectGPT's tiny byte-level BPE with LLaMA's specials added (<s> 300, </s> 301)."""
+    from tokenizers import AddedToken, Tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )  # fmt: skip
-    tok.train_from_iterator(TEXT, trainer)
+    from tests.test_affectgpt_tiny import tiny_tokenizer as bpe
+
+    bpe(folder)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in LLAMA_SPECIALS])
     tok.save(str(folder / "tokenizer.json"))
 
 
@@ -94,14 +90,14 @@ def build_folders(root: Path, seed: int = 0) -> dict[str, Path]:
     )  # fmt: skip
     tr.HubertModel(hubert).save_pretrained(out["audio"])
     llama = tr.LlamaConfig(
-        vocab_size=300, hidden_size=HIDDEN, intermediate_size=96, num_hidden_layers=LLM_LAYERS,
+        vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=96, num_hidden_layers=LLM_LAYERS,
         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
-        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+        tie_word_embeddings=False, bos_token_id=BOS, eos_token_id=EOS,
     )  # fmt: skip
     tr.LlamaForCausalLM(llama).save_pretrained(out["llm"])
     tiny_tokenizer(out["llm"])
     (out["llm"] / "generation_config.json").write_text(
-        json.dumps({"bos_token_id": 1, "eos_token_id": 2})
+        json.dumps({"bos_token_id": BOS, "eos_token_id": EOS})
     )
     return out
 
@@ -251,8 +247,8 @@ def test_the_export_writes_a_checked_bundle(bundle):
     assert c["checkpoint"]["ln_vision"] == "default (1, 0)"
     config = json.loads(b.file(spec.CONFIG).read_text())
     assert config["visual_tokens"] == 260  # 256 grouped patches + 3 features + CLS
-    assert config["decoding"]["greedy"] and config["decoding"]["stop_ids"] == [2]
-    assert config["bos_id"] == 1
+    assert config["decoding"]["greedy"] and config["decoding"]["stop_ids"] == [EOS]
+    assert config["bos_id"] == BOS
 
 
 # -- pure pieces ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emolive.export.affectgpt.model import EncoderFolderError, _folder
+from emolive.export.affectgpt.model import EncoderFolderError, _folder, _linear
 from emolive.export.emotion_llama.checkpoint import LORA_TARGETS, Checkpoint, CheckpointError
 from emolive.export.emotion_llama.eva import load_eva
 from emolive.runtime.emotion_llama import spec
@@ -34,15 +34,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 EVA_FILE = "eva_vit_g.pth"
 MAE_DIR, VIDEOMAE_DIR = "mae", "videomae"
-
-
-def _linear(ckpt: Checkpoint, name: str) -> nn.Linear:
-    w, b = ckpt.linear(name)
-    layer = nn.Linear(w.shape[1], w.shape[0])
-    with torch.no_grad():
-        layer.weight.copy_(torch.from_numpy(w))
-        layer.bias.copy_(torch.from_numpy(b))
-    return layer
 
 
 class Normalised(nn.Module):

@@ -4,7 +4,6 @@ explanation and its emotion words as the label scores (AffectGPT's wheel and par
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import numpy as np
 from emolive.runtime import backends
 from emolive.runtime.affectgpt.answers import parse_answer
 from emolive.runtime.affectgpt.prompt import answer_tokenizer
+from emolive.runtime.affectgpt.reasoner import _json
 from emolive.runtime.backends import RuntimeConfig
 from emolive.runtime.bundle import Bundle, BundleError
 from emolive.runtime.emotion_llama import spec
@@ -33,14 +33,6 @@ from emolive.runtime.reasoning.stage import Judgement
 from emolive.runtime.windows import Window
 
 ENCODERS = (spec.VISION, spec.FACE, spec.VIDEO, spec.AUDIO)
-
-
-def _read_json(bundle: Bundle, key: str) -> dict:
-    path = bundle.file(key)
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise BundleError(path, f"not readable JSON: {e}") from e
 
 
 @dataclass
@@ -70,9 +62,9 @@ class EmotionLlamaModel:
         except (OSError, ValueError) as e:
             raise BundleError(table_path, f"not a readable .npy embedding table: {e}") from e
         decoder = runners.pop(LLM_DECODER)
-        config = _read_json(bundle, spec.CONFIG)
+        config = _json(bundle, spec.CONFIG)
         return cls(
-            config, _read_json(bundle, spec.WHEEL).get("words", {}), runners,
+            config, _json(bundle, spec.WHEEL).get("words", {}), runners,
             DecoderSession(decoder, table, layout, int(attrs.get("max_context", 2048))),
             answer_tokenizer(bundle.file(LLM_TOKENIZER), config["decoding"]["stop_ids"]),
             decoder.precision,
