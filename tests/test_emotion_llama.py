@@ -205,6 +205,22 @@ def test_projector_sizes_that_disagree_are_named(tmp_path):
         read_checkpoint(write_checkpoint(tmp_path / "c.pth", state))
 
 
+def test_eva_is_built_from_its_file_as_minigpt_builds_it(tmp_path):
+    from emolive.export.emotion_llama.eva import EvaFileError, load_eva
+
+    # EVA-CLIP's 40 blocks: MiniGPT-v2 builds 39, the last block's keys are left out
+    torch.save(eva_state(torch.Generator().manual_seed(1), blocks=40, width=88), tmp_path / "g.pth")
+    eva, left_out = load_eva(tmp_path / "g.pth", 448)
+    assert (len(eva.blocks), eva.shape.heads, eva.shape.grid) == (39, 1, 32)
+    assert len(left_out) == 13 and all(k.startswith("blocks.39.") for k in left_out)
+    assert eva.pos_embed.shape == (1, 1025, 88)  # the 16x16 grid resized to 32x32
+    sd = eva_state(torch.Generator().manual_seed(1))
+    del sd["blocks.1.attn.v_bias"]
+    torch.save(sd, tmp_path / "h.pth")
+    with pytest.raises(EvaFileError, match=r"h\.pth: missing key 'blocks\.1\.attn\.v_bias'"):
+        load_eva(tmp_path / "h.pth", 448)
+
+
 # -- export, graphs and generation ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
