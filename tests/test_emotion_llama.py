@@ -265,6 +265,14 @@ def test_the_export_writes_a_checked_bundle(bundle):
     assert config["visual_tokens"] == 260  # 256 grouped patches + 3 features + CLS
     assert config["decoding"]["greedy"] and config["decoding"]["stop_ids"] == [EOS]
     assert config["bos_id"] == BOS
+    # the instruction's labels the wheel lacks stay emotion words: open labels, never dropped
+    from emolive.runtime.affectgpt.answers import parse_answer
+
+    wheel = json.loads(b.file(spec.WHEEL).read_text())["words"]
+    assert all(label in wheel for label in spec.LABELS)
+    parsed = parse_answer("The emotion is doubt.", FER_LABELS, wheel)
+    assert parsed.probs is None and parsed.open_labels == ("doubt",)
+    assert parse_answer("doubt", spec.LABELS, wheel).mentions == {"doubt": 1}
 
 
 # -- pure pieces ------------------------------------------------------------------------------

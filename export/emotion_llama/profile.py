@@ -153,7 +153,7 @@ def export_emotion_llama(writer, work: Path, log, checkpoint, vision, audio, llm
     writer.add_file(LLM_EMBEDDINGS, emb_path, "llm_embeddings.npy", role="token embeddings")
     writer.add_file(LLM_TOKENIZER, tok_path, "llm_tokenizer.json", role="LLaMA tokenizer")
     writer.add_json(spec.CONFIG, "emotion_llama.json", {
-        "template": spec.TEMPLATE, "instructions": spec.INSTRUCTIONS, "task": "emotion",
+        "template": spec.TEMPLATE, "instructions": spec.INSTRUCTIONS, "task": "emotion", "labels": spec.LABELS,
         "placeholder": spec.PLACEHOLDER, "bos_id": bos, "decoding": decoding,
         "image_size": spec.IMAGE_SIZE, "crop_size": spec.CROP_SIZE,
         "face_frames": spec.FACE_FRAMES, "video_frames": spec.VIDEO_FRAMES,
@@ -162,8 +162,19 @@ def export_emotion_llama(writer, work: Path, log, checkpoint, vision, audio, llm
         "placeholder_handling": "text split at <VideoHere>; 256 patches, MAE, VideoMAE, HuBERT, "
                                 "CLS spliced there; <FeatureHere> stays text (release inference)",
     }, role="prompt, instructions, decoding, sampling")  # fmt: skip
-    writer.add_json(spec.WHEEL, "emotion_llama_wheel.json", wheel_data(), role="emotion wheel")
+    writer.add_json(spec.WHEEL, "emotion_llama_wheel.json", _wheel(), role="emotion wheel")
     return checks
+
+
+def _wheel() -> dict:
+    """AffectGPT's wheel, plus the instruction's own labels the wheel lacks (e.g. "doubt")
+    as their own bases: named in an answer, they map to a session label of that name or are
+    kept as open labels, never dropped."""
+    data = wheel_data()
+    for label in spec.LABELS:
+        data["words"].setdefault(label, label)
+    data["bases"] = sorted(set(data["words"].values()))
+    return data
 
 
 def check_generation(llm, graph: Path, emb, layout, tokenizer, pieces, visual, steps: int) -> dict:

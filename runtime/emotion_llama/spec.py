@@ -49,5 +49,7 @@ INSTRUCTIONS = {
     "reason": "Please analyze all the clues in the video and reason out the emotional label "
     "of the person in the video.",
 }
+# The labels the emotion instruction offers (FeatureFaceDataset's emos).
+LABELS = ("neutral", "angry", "happy", "sad", "worried", "surprise", "fear", "contempt", "doubt")
 STOP_STRING = "</s>"
 ANSWER_AFTER = "[/INST]"
