@@ -81,6 +81,42 @@ def _bundle(path: Path) -> dict:
     }
 
 
+def _routes() -> dict:
+    """Every (backend, device) route: "ok" if it can run here, else what to install."""
+    from emolive.runtime.backends import ROUTES, DeviceUnavailable, RuntimeConfig, check_device
+
+    out = {}
+    for (backend, device), route in ROUTES.items():
+        try:
+            check_device(RuntimeConfig(backend=backend, device=device))
+            out[route] = "ok"
+        except DeviceUnavailable as e:
+            out[route] = str(e)
+    return out
+
+
+def _machine(bundle_path: Path, context: int) -> dict:
+    """GPU, Jetson and the Orin Nano 8 GB memory budget of the bundle (if it opens)."""
+    from emolive.runtime.bundle import Bundle, BundleError
+    from emolive.runtime.machine import jetson, memory_budget, nvidia_gpus
+
+    board = jetson()
+    out = {
+        "gpus": nvidia_gpus(),
+        "jetson": None if board is None else {
+            "model": board.model, "l4t": board.l4t, "jetpack": board.jetpack,
+            "unified_memory": "CPU and GPU share DRAM: no pinned host copies; every stage's "
+            "memory, GPU graphs included, comes out of the board's RAM",
+        },
+    }  # fmt: skip
+    try:
+        out["orin_nano_budget"] = memory_budget(Bundle.open(bundle_path, verify=False), "cuda",
+                                                max_context=context)  # fmt: skip
+    except BundleError as e:
+        out["orin_nano_budget"] = {"error": str(e)}
+    return out
+
+
 def _sources() -> dict:
     from emolive.export import sources as src
 
@@ -90,10 +126,19 @@ def _sources() -> dict:
 @click.command("doctor")
 @click.option("--bundle", type=click.Path(path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def doctor(bundle: Path | None, as_json: bool) -> None:
-    """Check cameras, microphones, ONNX Runtime providers, model sources and the bundle.
+@click.option(
+    "--context",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="LLM context (KV cache tokens) for the memory budget.",
+)
+def doctor(bundle: Path | None, as_json: bool, context: int) -> None:
+    """Check cameras, microphones, ONNX Runtime providers, GPUs, model sources and the bundle.
 
-    Says what is missing and how to install it.
+    Says what is missing and how to install it, which inference routes can run here, whether
+    this is a Jetson (unified memory), and what the bundle would take, stage by stage, of an
+    Orin Nano's 8 GB (from its files: weights, side files, KV cache; not measured).
 
     \b
     Example:
@@ -102,14 +147,17 @@ def doctor(bundle: Path | None, as_json: bool) -> None:
     """
     import onnxruntime as ort
 
+    bundle = bundle or default_bundle()
     report = {
         "onnxruntime": {"version": ort.__version__, "providers": ort.get_available_providers()},
+        "routes": _routes(),
+        **_machine(bundle, context),
         "tensorrt": importlib.util.find_spec("tensorrt") is not None,
         "export_extra": importlib.util.find_spec("torch") is not None,
         "cameras": _cameras(),
         "microphones": _microphones(),
         "sources": _sources(),
-        "bundle": _bundle(bundle or default_bundle()),
+        "bundle": _bundle(bundle),
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -122,6 +170,18 @@ def doctor(bundle: Path | None, as_json: bool) -> None:
     click.echo(
         f"tensorrt: {ok if report['tensorrt'] else 'not installed (only needed for the trt backend)'}"
     )
+    for route, state in report["routes"].items():
+        click.echo(f"route {route}: {ok if state == 'ok' else 'no: ' + state}")
+    gpus = report["gpus"]
+    click.echo("gpu: " + (", ".join(f"{g['name']} (driver {g['driver']}, {g['memory_mb']} MB)"
+                                    for g in gpus) or "none found (no nvidia-smi)"))  # fmt: skip
+    board = report["jetson"]
+    if board:
+        click.echo(f"jetson: {board['model'] or 'unknown model'}, L4T {board['l4t']}, "
+                   f"JetPack {board['jetpack'] or 'unknown'}; {board['unified_memory']}")  # fmt: skip
+    else:
+        click.echo("jetson: no (no /etc/nv_tegra_release, no Jetson device-tree model)")
+    _echo_budget(report["orin_nano_budget"])
     click.echo(
         f"export tooling (torch): {ok if report['export_extra'] else bad + ' (pip install emo-live[export])'}"
     )
@@ -146,3 +206,17 @@ def doctor(bundle: Path | None, as_json: bool) -> None:
             click.echo(f"  {name}: {', '.join(g['variants'])}; prefer {g['prefer'] or 'fp32'}")
     else:
         click.echo(f"bundle: {bad}: {b['error']}\n  fix: {b['fix']}")
+
+
+def _echo_budget(budget: dict) -> None:
+    if "error" in budget:
+        click.echo(f"Orin Nano 8 GB budget: no bundle ({budget['error']})")
+        return
+    mb = 1e6
+    click.echo(f"Orin Nano {budget['memory_gb']:g} GB budget (variants for {budget['device']}, "
+               f"{budget['reserve_gb']:g} GB kept for the OS and workspaces):")  # fmt: skip
+    for stage, s in budget["stages"].items():
+        click.echo(f"  {stage}: {s['bytes'] / mb:.1f} MB")
+    verdict = "fits" if budget["fits"] else "does NOT fit"
+    click.echo(f"  total {budget['total_bytes'] / mb:.1f} MB: {verdict} "
+               f"(headroom {budget['headroom_bytes'] / mb:.0f} MB); {budget['note']}")  # fmt: skip
