@@ -234,8 +234,8 @@ def bundle(tiny):
     from emolive.export.profiles import export_profile
 
     root, f, ckpt = tiny
-    checks = export_profile(
-        "emotion_llama", root / "bundle", log=lambda m: None,
+    checks = export_profile(  # the model alone: no face detector, no ASR (the full one below)
+        "emotion_llama", root / "bundle", ["model"], log=lambda m: None,
         options={"checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]},
     )  # fmt: skip
     return root / "bundle", checks
@@ -359,7 +359,8 @@ def test_a_live_session_runs_the_bundle_from_a_video_with_audio(bundle, tmp_path
         assert set(r["backend"]["graphs"]) == {spec.VISION, spec.FACE, spec.VIDEO, spec.AUDIO,
                                                LLM_DECODER}  # fmt: skip
         assert r["latency_ms"]["llm_answer"] > 0 and r["latency_ms"]["encoders"] > 0
-        assert any("MAE reads whole frames" in n for n in r["notes"])
+        assert any("no face detector in this bundle, MAE reads whole frames" in n
+                   for n in r["notes"])  # fmt: skip
         # a label came from the answer's words, or the reading says the answer named none
         assert r["emotion"] is not None or any("names no emotion" in n for n in r["notes"]), r
     assert session.stats()["frames_analysed"] == 45
@@ -371,7 +372,7 @@ def _export(tiny, tmp_path, **change):
 
     root, f, ckpt = tiny
     options = {"checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]}
-    export_profile("emotion_llama", tmp_path / "b", log=lambda m: None,
+    export_profile("emotion_llama", tmp_path / "b", ["model"], log=lambda m: None,
                    options={**options, **change})  # fmt: skip
 
 
@@ -444,3 +445,52 @@ def test_eval_runs_on_the_bundle(bundle, tmp_path):
     )
     latency = result.reading["latency_ms"]
     assert latency["encoders"] > 0 and latency["llm_answer"] > 0, latency
+
+
+@pytest.mark.slow
+def test_with_every_stage_mae_reads_face_crops_and_whisper_writes_the_subtitle(
+    tiny, media_bgr, tmp_path, monkeypatch
+):
+    """The bundle with the 'faces' and 'speech' stages: a clip whose first half shows a real
+    face while a voice speaks; MAE reads that half's face crops, the faceless windows say MAE
+    read whole frames, and the spoken words reach the prompt's subtitle."""
+    from emolive.export.profiles import export_profile
+    from emolive.runtime.emotion_llama.reasoner import EmotionLlamaModel
+    from emolive.runtime.names import FACE_DETECTOR_FULL, VAD
+    from emolive.runtime.readings import validate
+    from emolive.runtime.session import Session, SessionConfig
+    from tests.test_affectgpt_live import _face_clip
+
+    root, f, ckpt = tiny
+    export_profile("emotion_llama", tmp_path / "full", log=lambda m: None, options={
+        "checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]})  # fmt: skip
+    subtitles: list[str] = []
+    faces_read: list[int] = []
+    prompt, encode = EmotionLlamaModel.prompt, EmotionLlamaModel.encode
+
+    def recording_prompt(self, subtitle, task=None):  # the real methods, their inputs recorded
+        subtitles.append(subtitle)
+        return prompt(self, subtitle, task)
+
+    def recording_encode(self, frames, samples, faces=None):
+        faces_read.append(len(faces or []))
+        return encode(self, frames, samples, faces)
+
+    monkeypatch.setattr(EmotionLlamaModel, "prompt", recording_prompt)
+    monkeypatch.setattr(EmotionLlamaModel, "encode", recording_encode)
+    clip = _face_clip(tmp_path / "face.mp4", media_bgr("single_face.jpg"))
+    config = SessionConfig(bundle=tmp_path / "full", source=str(clip), every_s=1.0,
+                           labels=FER_LABELS, realtime=False)  # fmt: skip
+    with Session(config) as session:
+        events = list(session)
+    for e in events:
+        validate(e)
+    readings = [e for e in events if e["type"] == "reading"]
+    assert 15 <= session.stats()["frames_with_faces"] <= 25
+    assert any(n > 0 for n in faces_read) and 0 in faces_read, faces_read
+    assert any("happy" in s.lower() for s in subtitles), subtitles
+    notes = [n for r in readings for n in r["notes"]]
+    assert not any("no ASR" in n or "no face detector" in n for n in notes)
+    assert any("no face in this window: MAE read whole frames" in n for n in notes)
+    read = [r for r in readings if "llm_answer" in r["latency_ms"]]
+    assert read and all({FACE_DETECTOR_FULL, VAD} <= set(r["backend"]["graphs"]) for r in read)

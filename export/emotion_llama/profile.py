@@ -33,7 +33,13 @@ from emolive.runtime.llm.segments import prefill
 from emolive.runtime.names import LLM_DECODER, LLM_EMBEDDINGS, LLM_TOKENIZER
 
 PROFILE = spec.PROFILE
-STAGES = {"model": ("emolive.export.emotion_llama.profile", "export_emotion_llama")}
+# The face detector that cuts MAE's face crops and the lite VAD + Whisper that write the
+# subtitle come as AffectGPT's bundle has them (export/affectgpt/stages.py).
+STAGES = {
+    "model": ("emolive.export.emotion_llama.profile", "export_emotion_llama"),
+    "faces": ("emolive.export.affectgpt.stages", "add_face_detector"),
+    "speech": ("emolive.export.affectgpt.stages", "add_speech"),
+}
 # emo-live export --checkpoint/--vision/--audio/--llm; required. --vision is a folder with
 # eva_vit_g.pth, mae/ and videomae/ (see model.py).
 OPTIONS = ("checkpoint", "vision", "audio", "llm")

@@ -1,9 +1,10 @@
 """A window's frames and audio, sampled as Emotion-LLaMA's encoders take them.
 
 * EVA: the window's first frame (the release reads a video's first frame), 448×448.
-* MAE: 8 frames spread over the window (``affectgpt.media.frame_indices``), 224×224, whose
-  features the graph averages: the utterance-level (``_UTT``) feature. The release averages
-  OpenFace face crops; this profile has no face detector yet, so whole frames go in.
+* MAE: 8 face crops spread over the window (``affectgpt.media.frame_indices``), 224×224,
+  whose features the graph averages: the utterance-level (``_UTT``) feature of the release's
+  OpenFace crops, cut here by the bundle's BlazeFace (runtime/affectgpt/faces.py). Where the
+  bundle has no detector or the window no face, whole frames go in (the reading says so).
 * VideoMAE: 16 frames, 8 segments of 2 consecutive frames each starting at
   ``int(tick / 2 + tick · k)`` with ``tick = (n - 1) / 8`` (the TSN sampling of its feature
   extractor; all from frame 0 when the window has fewer than 10 frames), 224×224.
@@ -40,11 +41,14 @@ def _stack(images: list[np.ndarray], size: int) -> np.ndarray:
     return np.stack(out).transpose(0, 3, 1, 2).astype(np.float32)
 
 
-def window_pixels(frames: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """The three pixel inputs from the window's frames (BGR, any square size)."""
+def window_pixels(frames: list[np.ndarray], faces: list[np.ndarray] | None = None
+                  ) -> dict[str, np.ndarray]:  # fmt: skip
+    """The three pixel inputs from the window's frames (BGR, any square size) and face crops
+    (None or empty: MAE reads the frames)."""
+    crops = faces or frames
     return {
         spec.VISION: _stack([frames[0]], spec.IMAGE_SIZE),
-        spec.FACE: _stack([frames[i] for i in frame_indices(len(frames), spec.FACE_FRAMES)],
+        spec.FACE: _stack([crops[i] for i in frame_indices(len(crops), spec.FACE_FRAMES)],
                           spec.CROP_SIZE),
         spec.VIDEO: _stack([frames[i] for i in video_indices(len(frames))], spec.CROP_SIZE),
     }  # fmt: skip

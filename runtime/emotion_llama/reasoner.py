@@ -71,9 +71,11 @@ class EmotionLlamaModel:
             {**{k: r.info for k, r in runners.items()}, LLM_DECODER: decoder.info},
         )  # fmt: skip
 
-    def encode(self, frames: list[np.ndarray], samples: np.ndarray) -> np.ndarray:
-        """The 260 tokens [260, H] from the window's frames (BGR) and 16 kHz samples."""
-        pixels = window_pixels(frames)
+    def encode(self, frames: list[np.ndarray], samples: np.ndarray,
+               faces: list[np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
+        """The 260 tokens [260, H] from the window's frames and face crops (BGR; no crops:
+        MAE reads the frames) and 16 kHz samples."""
+        pixels = window_pixels(frames, faces)
         vision = self.encoders[spec.VISION].run({spec.PIXELS: pixels[spec.VISION]})
         face = self.encoders[spec.FACE].run({spec.PIXELS: pixels[spec.FACE]})[spec.TOKEN]
         video = self.encoders[spec.VIDEO].run({spec.PIXELS: pixels[spec.VIDEO]})[spec.TOKEN]
@@ -117,14 +119,19 @@ class EmotionLlamaReasoner:
             missing = "audio" if frames else "frames"
             return Judgement(notes=[f"emotion_llama reads video and audio together: no {missing} "
                                     "in this window"])  # fmt: skip
-        visual = self.model.encode(frames, samples)
+        notes = []
+        faces = None
+        if getattr(self.frames, "faces", None) is not None:
+            faces, _ = self.frames.faces_between(window.t_start, window.t_end)
+            if not faces:
+                notes.append("no face in this window: MAE read whole frames")
+        visual = self.model.encode(frames, samples, faces)
         t1 = time.perf_counter()
         subtitle = window.evidence.transcript if transcript is None else transcript
         gen = self.model.answer(visual, subtitle or "", self.model.generation_config())
         t2 = time.perf_counter()
         answer = cut_answer(gen.text)
         parsed = parse_answer(answer, labels, self.model.wheel)
-        notes = []
         if parsed.open_labels:
             notes.append("open-vocabulary emotions outside the labels: "
                          + ", ".join(parsed.open_labels))  # fmt: skip
