@@ -117,9 +117,9 @@ def test_a_live_session_reads_faces_with_the_spoken_subtitle(face_bundle, media_
     subtitles: list[str] = []
     prompt_ids = AffectGptModel.prompt_ids
 
-    def recording(self, subtitle, question=None):  # the real method, its subtitle recorded
+    def recording(self, subtitle, *args):  # the real method, its subtitle recorded
         subtitles.append(subtitle)
-        return prompt_ids(self, subtitle, question)
+        return prompt_ids(self, subtitle, *args)
 
     monkeypatch.setattr(AffectGptModel, "prompt_ids", recording)
     clip = _face_clip(tmp_path / "face.mp4", media_bgr("single_face.jpg"))

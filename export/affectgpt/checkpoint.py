@@ -27,6 +27,16 @@ PROJECTORS = (
     "multi_llama_proj",  # [H, M] -> <MultiHere>
 )
 UNUSED = ("image_llama_proj",)  # always saved; video models never use it
+# Extra visual perspectives (multi-perspective visual projection, spec.PERSPECTIVES): each
+# its own attention pooling ``<p>_attention_mlp`` [1, Dv] and projector ``<p>_proj`` [H, Dv];
+# the model's own perspective (face or frame) keeps AffectGPT's keys above.
+PERSPECTIVES = ("face", "frame", "temporal")
+
+
+def perspective_keys(perspective: str) -> tuple[str, str]:
+    return f"{perspective}_attention_mlp", f"{perspective}_proj"
+
+
 LORA_PREFIX = "llama_model.base_model.model.model.layers."
 LORA_TARGETS = (
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -68,6 +78,7 @@ class Checkpoint:
     unexpected: list[str] = field(default_factory=list)
     epoch: int | None = None
     config: dict = field(default_factory=dict)  # the training config saved with the weights
+    perspectives: tuple[str, ...] = ()  # extra visual perspectives whose keys it holds
 
     def linear(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         return self.weights[f"{name}.weight"], self.weights[f"{name}.bias"]
@@ -111,7 +122,8 @@ def read_checkpoint(path: Path | str, llm_layers: int | None = None) -> Checkpoi
         if not hasattr(v, "detach"):
             raise CheckpointError(path, f"key {k!r} is not a tensor")
         arrays[k] = v.detach().to("cpu").float().numpy()
-    known = {f"{p}.{s}" for p in (*PROJECTORS, *UNUSED) for s in ("weight", "bias")}
+    layers_named = (*PROJECTORS, *UNUSED, *(k for p in PERSPECTIVES for k in perspective_keys(p)))
+    known = {f"{p}.{s}" for p in layers_named for s in ("weight", "bias")}
     if not any(k in known or k.startswith(LORA_PREFIX) for k in arrays):
         raise CheckpointError(
             path,
@@ -141,9 +153,34 @@ def read_checkpoint(path: Path | str, llm_layers: int | None = None) -> Checkpoi
         raise CheckpointError(path, f"missing {len(absent)} LoRA key(s), first {absent[:3]}")
     unexpected += sorted(set(lora) - set(want))
     sizes = _sizes(path, weights, lora, layers)
+    views = _perspectives(path, weights, sizes)
     config = blob.get("config") if isinstance(blob.get("config"), dict) else {}
     return Checkpoint(path, weights, {k: lora[k] for k in want}, sizes, unexpected,
-                      blob.get("epoch"), config)  # fmt: skip
+                      blob.get("epoch"), config, views)  # fmt: skip
+
+
+def _perspectives(path: Path, w: dict, sizes: Sizes) -> tuple[str, ...]:
+    """The extra perspectives with keys in ``w``; each must have both layers, whole, sized
+    [1, Dv] and [H, Dv]."""
+    found = []
+    for p in PERSPECTIVES:
+        layers = perspective_keys(p)
+        names = [f"{k}.{s}" for k in layers for s in ("weight", "bias")]
+        have = [n for n in names if n in w]
+        if not have:
+            continue
+        if len(have) < len(names):
+            missing = [n for n in names if n not in w]
+            raise CheckpointError(path, f"perspective {p!r}: missing key(s) {missing}")
+        for key, want in zip(layers, ((1, sizes.video), (sizes.hidden, sizes.video)), strict=True):
+            got = tuple(w[f"{key}.weight"].shape)
+            if got != want or w[f"{key}.bias"].shape != (want[0],):
+                raise CheckpointError(
+                    path, f"key '{key}.weight' has shape {got} (bias "
+                    f"{tuple(w[key + '.bias'].shape)}); perspective {p!r} wants {want} [.., Dv]",
+                )  # fmt: skip
+        found.append(p)
+    return tuple(found)
 
 
 def _face_or_frame(config, where: str = "config"):

@@ -8,14 +8,19 @@ softmax, the fusion over the time means, the LoRA merged into the LLM.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from emolive.export.affectgpt.checkpoint import LORA_TARGETS, Checkpoint, CheckpointError
+from emolive.export.affectgpt.checkpoint import (
+    LORA_TARGETS,
+    Checkpoint,
+    CheckpointError,
+    perspective_keys,
+)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -87,10 +92,11 @@ class VisionTower(nn.Module):
     [1, Dv]). ``rgb``: frames are fed RGB (the frame model); face crops stay BGR (the face model
     reads its crop files with cv2 and never converts)."""
 
-    def __init__(self, clip, ckpt: Checkpoint, rgb: bool):
+    def __init__(self, clip, ckpt: Checkpoint, rgb: bool, with_features: bool = False):
         super().__init__()
         self.clip = clip
         self.rgb = rgb
+        self.with_features = with_features  # also return the CLIP features [n, Dv]
         self.score = _linear(ckpt, "video_attention_mlp")
         self.proj = _linear(ckpt, "affectgpt_proj")
         self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1) * 255.0)
@@ -105,7 +111,26 @@ class VisionTower(nn.Module):
     def forward(self, pixels: torch.Tensor):
         f = self.features(pixels)  # [n, Dv]
         pooled = (self.score(f) * f).sum(0, keepdim=True)  # no softmax
+        if self.with_features:
+            return self.proj(pooled), f.mean(0, keepdim=True), f
         return self.proj(pooled), f.mean(0, keepdim=True)
+
+
+class PerspectiveHead(nn.Module):
+    """An extra visual perspective: CLIP features [n, Dv] -> its token [1, H], pooled as
+    AffectGPT pools frames (scores with no softmax); ``temporal`` pools the differences of
+    consecutive features [n - 1, Dv] instead."""
+
+    def __init__(self, ckpt: Checkpoint, perspective: str):
+        super().__init__()
+        attention, proj = perspective_keys(perspective)
+        self.temporal = perspective == "temporal"
+        self.score = _linear(ckpt, attention)
+        self.proj = _linear(ckpt, proj)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        f = features[1:] - features[:-1] if self.temporal else features
+        return self.proj((self.score(f) * f).sum(0, keepdim=True))
 
 
 class AudioTower(nn.Module):
@@ -180,6 +205,7 @@ class AffectGpt:
     audio: AudioTower
     fusion: Fusion
     llm: object  # Qwen2ForCausalLM with the LoRA merged, fp32
+    views: dict = field(default_factory=dict)  # extra perspective -> PerspectiveHead
 
 
 def build(ckpt: Checkpoint, vision_dir, audio_dir, llm_dir, mode: str) -> AffectGpt:
@@ -199,12 +225,20 @@ def build(ckpt: Checkpoint, vision_dir, audio_dir, llm_dir, mode: str) -> Affect
             raise CheckpointError(
                 ckpt.path, f"key {key!r} {form} is {list(got)}; {what} give {list(want)}"
             )
+    if mode in ckpt.perspectives:
+        attention, proj = perspective_keys(mode)
+        raise CheckpointError(
+            ckpt.path, f"keys '{attention}' / '{proj}' name the {mode} perspective, which is "
+            "this model's own (video_attention_mlp / affectgpt_proj)",
+        )  # fmt: skip
     merge_lora(llm, ckpt)
+    views = {p: PerspectiveHead(ckpt, p).eval() for p in ckpt.perspectives}
     return AffectGpt(
-        VisionTower(clip, ckpt, rgb=mode == "frame").eval(),
+        VisionTower(clip, ckpt, rgb=mode == "frame", with_features=bool(views)).eval(),
         AudioTower(hubert, ckpt).eval(),
         Fusion(ckpt).eval(),
         llm,
+        views,
     )
 
 

@@ -71,24 +71,25 @@ def _compare(graph: str, path: Path, feeds: dict, want: dict[str, np.ndarray]) -
     return record
 
 
-def _tokenizer(llm_dir: Path, rows: int, out: Path) -> tuple[dict[str, int], Path]:
-    """Qwen's tokenizer.json with the placeholders added in AffectGPT's order."""
+def _tokenizer(
+    llm_dir: Path, rows: int, out: Path, names: tuple[str, ...] = spec.PLACEHOLDERS
+) -> tuple[dict[str, int], Path]:
+    """Qwen's tokenizer.json with the placeholders added in AffectGPT's order (then those of
+    the extra perspectives)."""
     from tokenizers import AddedToken, Tokenizer
 
     src = llm_dir / "tokenizer.json"
     if not src.is_file():
         raise agm.EncoderFolderError(llm_dir, "llm folder has no tokenizer.json")
     tok = Tokenizer.from_file(str(src))
-    tok.add_special_tokens(
-        [AddedToken(p, special=True, normalized=False) for p in spec.PLACEHOLDERS]
-    )
-    ids = {p: tok.token_to_id(p) for p in spec.PLACEHOLDERS}
-    order = [ids[p] for p in spec.PLACEHOLDERS]
+    tok.add_special_tokens([AddedToken(p, special=True, normalized=False) for p in names])
+    ids = {p: tok.token_to_id(p) for p in names}
+    order = [ids[p] for p in names]
     if order != list(range(order[0], order[0] + len(order))):
         raise ExportCheckError(f"{src}: placeholders got ids {ids}, not consecutive")
     if max(order) >= rows:
         raise ExportCheckError(
-            f"{src}: placeholder {spec.PLACEHOLDERS[-1]} has id {max(order)}, past the "
+            f"{src}: placeholder {names[-1]} has id {max(order)}, past the "
             f"embedding table's {rows} rows (AffectGPT does not resize it)"
         )
     tok.save(str(out))
@@ -151,13 +152,30 @@ def export_affectgpt(
                                    "mode": mode}}  # fmt: skip
 
     log("exporting the vision graph ...")
+    extras = tuple(model.views)
     pixels = torch.rand(spec.FRAMES, 3, spec.IMAGE_SIZE, spec.IMAGE_SIZE) * 255
+    outputs = [spec.TOKEN, spec.FEATURE_MEAN, *([spec.FEATURES] if extras else [])]
+    axes = {name: {0: "frames"} for name in (spec.PIXELS, *outputs[2:])}
     vpath = _export(model.vision, (pixels,), work / f"{spec.VISION}.onnx", [spec.PIXELS],
-                    [spec.TOKEN, spec.FEATURE_MEAN], {spec.PIXELS: {0: "frames"}})  # fmt: skip
+                    outputs, axes)  # fmt: skip
     with torch.no_grad():
-        vt, vm = (t.numpy() for t in model.vision(pixels))
+        vout = [t.numpy() for t in model.vision(pixels)]
+    vt, vm = vout[:2]
     checks[spec.VISION] = _compare(spec.VISION, vpath, {spec.PIXELS: pixels.numpy()},
-                                   {spec.TOKEN: vt, spec.FEATURE_MEAN: vm})  # fmt: skip
+                                   dict(zip(outputs, vout, strict=True)))  # fmt: skip
+    view_tokens, view_paths = {}, {}
+    for p, head in model.views.items():
+        log(f"exporting the {p} perspective ...")
+        name = spec.view_graph(p)
+        feats = torch.from_numpy(vout[2])
+        view_paths[p] = _export(head, (feats,), work / f"{name}.onnx", [spec.FEATURES],
+                                [spec.TOKEN], {spec.FEATURES: {0: "frames"}})  # fmt: skip
+        with torch.no_grad():
+            view_tokens[p] = head(feats).numpy()
+            fewer = head(feats[:5]).numpy()  # another frame count through the same graph
+        checks[name] = _compare(name, view_paths[p], {spec.FEATURES: vout[2]},
+                                {spec.TOKEN: view_tokens[p]})  # fmt: skip
+        _compare(name, view_paths[p], {spec.FEATURES: vout[2][:5]}, {spec.TOKEN: fewer})
 
     log("exporting the audio graph ...")
     clips = torch.randn(spec.FRAMES, spec.CLIP_SAMPLES) * 0.1
@@ -180,7 +198,7 @@ def export_affectgpt(
     log("exporting the LLM decoder ...")
     emb = model.llm.get_input_embeddings().weight.detach().float().numpy()
     tok_path = work / "tokenizer.json"
-    placeholder_ids, _ = _tokenizer(llm_dir, emb.shape[0], tok_path)
+    placeholder_ids, _ = _tokenizer(llm_dir, emb.shape[0], tok_path, spec.placeholders(extras))
     tokenizer = Tokenizer.from_file(str(tok_path))
     decoder, shape = qwen2_decoder(model.llm, MAX_CONTEXT, LLM_DECODER)
     dpath = work / f"{LLM_DECODER}.onnx"
@@ -189,15 +207,20 @@ def export_affectgpt(
     np.save(emb_path, emb)
     layout = DecoderLayout(shape.layers, shape.kv_heads, shape.head_dim, shape.hidden, shape.vocab)
     decoding = _decoding(llm_dir, tokenizer)
-    prompt = spec.template(mode).format(subtitle="", question=spec.QUESTIONS["reason"])
+    prompt = spec.template(mode, extras).format(subtitle="", question=spec.QUESTIONS["reason"])
     ids = tokenizer.encode(prompt, add_special_tokens=False).ids
     tokens = {placeholder_ids["<MultiHere>"]: mt, placeholder_ids["<AudioHere>"]: at,
               placeholder_ids[f"<{mode.capitalize()}Here>"]: vt}  # fmt: skip
+    for p, tok in view_tokens.items():
+        tokens[placeholder_ids[spec.PERSPECTIVE_PLACEHOLDERS[p]]] = tok
     checks[LLM_DECODER] = check_generation(model.llm, dpath, emb, layout, tok_path, ids, tokens,
                                            decoding["stop_ids"], steps=24)  # fmt: skip
 
     writer.add_graph(spec.VISION, {"fp32": vpath}, attrs={"mode": mode, "frames": spec.FRAMES,
                      "size": spec.IMAGE_SIZE, "order": "bgr"}, checks=checks[spec.VISION])  # fmt: skip
+    for p, path in view_paths.items():
+        writer.add_graph(spec.view_graph(p), {"fp32": path}, attrs=_view_attrs(p),
+                         checks=checks[spec.view_graph(p)])  # fmt: skip
     writer.add_graph(spec.AUDIO, {"fp32": apath}, attrs={"clips": spec.FRAMES,
                      "samples": spec.CLIP_SAMPLES, "rate": spec.SAMPLE_RATE},
                      checks=checks[spec.AUDIO])  # fmt: skip
@@ -213,7 +236,8 @@ def export_affectgpt(
     writer.add_file(LLM_TOKENIZER, tok_path, "llm_tokenizer.json",
                     role="Qwen tokenizer + AffectGPT placeholders")  # fmt: skip
     writer.add_json(spec.CONFIG, "affectgpt.json", {
-        "mode": mode, "template": spec.template(mode), "questions": spec.QUESTIONS,
+        "mode": mode, "template": spec.template(mode, extras), "questions": spec.QUESTIONS,
+        "perspectives": {p: _view_attrs(p) for p in extras},
         "question": "reason", "placeholders": placeholder_ids,
         "placeholder_handling": "ids -> 0, embedded, each row replaced by its modality token",
         "decoding": decoding, "frames": spec.FRAMES, "image_size": spec.IMAGE_SIZE,
@@ -222,6 +246,13 @@ def export_affectgpt(
     }, role="prompt, placeholders, decoding, sampling")  # fmt: skip
     writer.add_json(spec.WHEEL, "affectgpt_wheel.json", wheel_data(), role="emotion wheel")
     return checks
+
+
+def _view_attrs(perspective: str) -> dict:
+    return {"perspective": perspective, "pixels": spec.PERSPECTIVE_PIXELS[perspective],
+            "placeholder": spec.PERSPECTIVE_PLACEHOLDERS[perspective],
+            "input": "CLIP features of the vision graph [n, Dv]" + (
+                ", differenced over consecutive frames" if perspective == "temporal" else "")}  # fmt: skip
 
 
 def check_generation(

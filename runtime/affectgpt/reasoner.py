@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +15,7 @@ from emolive.runtime.affectgpt import spec
 from emolive.runtime.affectgpt.answers import cut_answer, parse_answer
 from emolive.runtime.affectgpt.media import AudioStore, FrameStore, clips_of
 from emolive.runtime.affectgpt.prompt import answer_tokenizer, prompt_segments
-from emolive.runtime.backends import RuntimeConfig
+from emolive.runtime.backends import RuntimeConfig, require_tensors
 from emolive.runtime.bundle import Bundle, BundleError
 from emolive.runtime.llm.decoder import DecoderLayout, DecoderSession
 from emolive.runtime.llm.generate import Generated, GenerationConfig, generate
@@ -38,6 +38,7 @@ class AffectGptModel:
     tokenizer: object
     precision: str = "fp32"
     backend_info: dict = field(default_factory=dict)
+    views: dict = field(default_factory=dict)  # extra perspective -> its pooling graph
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, runtime: RuntimeConfig | None = None) -> AffectGptModel:
@@ -60,27 +61,78 @@ class AffectGptModel:
             runners[LLM_DECODER], embeddings, layout, int(entry.attrs.get("max_context", 2048))
         )
         tokenizer = answer_tokenizer(bundle.file(LLM_TOKENIZER), config["decoding"]["stop_ids"])
+        views = {}
+        for p in present_perspectives(bundle):
+            name = spec.view_graph(p)
+            variant = bundle.graph(name).variant(runtime.precision_for(name), runtime.device)
+            views[p] = backends.load(runtime, variant.path, variant.precision)
+            info[name] = views[p].info
+            if spec.PERSPECTIVE_PLACEHOLDERS[p] not in config["placeholders"]:
+                raise BundleError(bundle.file(spec.CONFIG), f"field 'placeholders' has no "
+                                  f"{spec.PERSPECTIVE_PLACEHOLDERS[p]} for graph {name!r}")  # fmt: skip
+        if views:
+            require_tensors(runners[spec.VISION], spec.VISION, outputs=(spec.FEATURES,))
         return cls(config, wheel, runners[spec.VISION], runners[spec.AUDIO], runners[spec.FUSION],
-                   session, tokenizer, runners[LLM_DECODER].precision, info)  # fmt: skip
+                   session, tokenizer, runners[LLM_DECODER].precision, info, views)  # fmt: skip
 
     def placeholder(self, name: str) -> int:
         return int(self.config["placeholders"][name])
 
-    def encode(self, pixels: np.ndarray, clips: np.ndarray) -> dict[str, np.ndarray]:
-        """The three modality tokens [1, H] by placeholder."""
+    @property
+    def own_pixels(self) -> str:
+        """What the vision graph's own perspective reads: "faces" or "frames"."""
+        return spec.PERSPECTIVE_PIXELS[self.config["mode"]]
+
+    def _clip_input(self, pixels: np.ndarray, source: str) -> np.ndarray:
+        """``pixels`` (BGR) as the vision graph must get them so that CLIP sees face crops in
+        BGR and frames in RGB (the graph itself turns BGR to RGB only for the frame model)."""
+        if (source == "frames") == (self.config["mode"] == "frame"):
+            return pixels
+        return np.ascontiguousarray(pixels[:, ::-1])
+
+    def view_tokens(self, own: dict, sources: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The extra perspectives' tokens by placeholder, from the vision graph's own output
+        ``own`` and the other pixels in ``sources`` ("faces" / "frames" -> [8, 3, 224, 224]
+        BGR); a perspective whose pixels are not there is left out."""
+        features = {self.own_pixels: own.get(spec.FEATURES)}
+        tokens = {}
+        for p, graph in self.views.items():
+            source = spec.PERSPECTIVE_PIXELS[p]
+            if features.get(source) is None:
+                if sources.get(source) is None:
+                    continue
+                pixels = self._clip_input(sources[source], source)
+                features[source] = self.vision.run({spec.PIXELS: pixels})[spec.FEATURES]
+            tokens[spec.PERSPECTIVE_PLACEHOLDERS[p]] = graph.run({spec.FEATURES: features[source]})[
+                spec.TOKEN
+            ]
+        return tokens
+
+    def encode(self, pixels: np.ndarray, clips: np.ndarray,
+               sources: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+        """The modality tokens [1, H] by placeholder: AffectGPT's three, then those of the
+        extra perspectives whose pixels are in ``sources`` (see ``view_tokens``)."""
         v = self.vision.run({spec.PIXELS: pixels})
         a = self.audio.run({spec.CLIPS: clips})
         m = self.fusion.run(
             {spec.VIDEO_MEAN: v[spec.FEATURE_MEAN], spec.AUDIO_MEAN: a[spec.FEATURE_MEAN]}
         )
         visual = "<FaceHere>" if self.config["mode"] == "face" else "<FrameHere>"
-        return {visual: v[spec.TOKEN], "<AudioHere>": a[spec.TOKEN], "<MultiHere>": m[spec.TOKEN]}
+        tokens = {visual: v[spec.TOKEN], "<AudioHere>": a[spec.TOKEN], "<MultiHere>": m[spec.TOKEN]}
+        if self.views:
+            tokens.update(self.view_tokens(v, {self.own_pixels: pixels, **(sources or {})}))
+        return tokens
 
-    def prompt_ids(self, subtitle: str, question: str | None = None) -> list[int]:
+    def prompt_ids(self, subtitle: str, question: str | None = None,
+                   perspectives: Sequence[str] | None = None) -> list[int]:  # fmt: skip
+        """The prompt's ids; ``perspectives``: the extra perspectives it names (None: every
+        one the bundle has; none: AffectGPT's own prompt)."""
         q = self.config["questions"][question or self.config["question"]]
-        text = self.config["template"].format(
-            subtitle=self.tokenizer.neutralize(subtitle), question=q
-        )
+        extras = tuple(self.views if perspectives is None else perspectives)
+        template = self.config["template"]  # the exported perspectives' prompt
+        if extras != tuple(self.config.get("perspectives", {})):
+            template = spec.template(self.config["mode"], extras)
+        text = template.format(subtitle=self.tokenizer.neutralize(subtitle), question=q)
         return self.tokenizer.encode(text)
 
     def generation_config(
@@ -99,10 +151,16 @@ class AffectGptModel:
 
     def answer(self, tokens: dict[str, np.ndarray], subtitle: str, config: GenerationConfig,
                question: str | None = None) -> Generated:  # fmt: skip
-        ids = self.prompt_ids(subtitle, question)
+        named = [p for p in self.views if spec.PERSPECTIVE_PLACEHOLDERS[p] in tokens]
+        ids = self.prompt_ids(subtitle, question, named)
         by_id = {self.placeholder(k): v for k, v in tokens.items()}
         logits = prefill(self.session, prompt_segments(ids, by_id))[-1]
         return generate(self.session, self.tokenizer, logits, config)
+
+
+def present_perspectives(bundle: Bundle) -> tuple[str, ...]:
+    """The extra visual perspectives whose graphs the bundle carries."""
+    return tuple(p for p in spec.PERSPECTIVES if spec.view_graph(p) in bundle.graphs)
 
 
 def _json(bundle: Bundle, key: str) -> dict:
@@ -145,6 +203,21 @@ class AffectGptReasoner:
             )
         return pixels, None
 
+    def _sources(self, window: Window) -> tuple[dict[str, np.ndarray], list[str]]:
+        """The pixels the extra perspectives read besides the vision graph's own, and a note
+        for each perspective left out of this window's prompt (no face for the face one)."""
+        needed = {spec.PERSPECTIVE_PIXELS[p] for p in self.model.views} - {self.model.own_pixels}
+        sources, notes = {}, []
+        t0, t1 = window.t_start, window.t_end
+        for source in sorted(needed):
+            take = self.frames.sample_faces if source == "faces" else self.frames.sample
+            sources[source] = take(t0, t1)
+            if sources[source] is None:
+                left = [p for p in self.model.views if spec.PERSPECTIVE_PIXELS[p] == source]
+                notes.append(f"affectgpt: no {source[:-1]} in this window: the {', '.join(left)} "
+                             "perspective left out of the prompt")  # fmt: skip
+        return sources, notes
+
     def judge(self, window: Window, labels: Sequence[str], transcript: str | None = None,
               score: bool = True) -> Judgement:  # fmt: skip
         t0 = time.perf_counter()
@@ -154,14 +227,15 @@ class AffectGptReasoner:
             missing = "affectgpt reads video and audio together: no audio in this window"
         if missing is not None:
             return Judgement(abstained=missing, notes=[missing])
-        tokens = self.model.encode(pixels, clips_of(samples))
+        sources, notes = self._sources(window)
+        tokens = self.model.encode(pixels, clips_of(samples), sources)
         t1 = time.perf_counter()
         subtitle = window.evidence.transcript if transcript is None else transcript
         gen = self.model.answer(tokens, subtitle or "", self.model.generation_config(self.seed))
         t2 = time.perf_counter()
         answer = cut_answer(gen.text)
         parsed = parse_answer(answer, labels, self.model.wheel)
-        notes, abstained = [], None
+        abstained = None
         if parsed.open_labels:
             notes.append(
                 "open-vocabulary emotions outside the labels: " + ", ".join(parsed.open_labels)

@@ -55,9 +55,43 @@ _TAIL = (
 )
 
 
-def template(mode: str) -> str:
-    """The prompt for ``mode`` ("face": OpenFace crops, "frame": raw frames)."""
-    return _HEAD + _AUDIO + _VIDEO[mode] + _TAIL
+def template(mode: str, extras: tuple[str, ...] = ()) -> str:
+    """The prompt for ``mode`` ("face": OpenFace crops, "frame": raw frames); with ``extras``
+    (other perspectives, PERSPECTIVES), the multi-perspective prompt naming the model's own
+    perspective and each extra, in PERSPECTIVES order."""
+    if not extras:
+        return _HEAD + _AUDIO + _VIDEO[mode] + _TAIL
+    views = [p for p in PERSPECTIVES if p == mode or p in extras]
+    parts = "; ".join(_VIEW[p] for p in views)
+    return (
+        _HEAD + _AUDIO + f"Meanwhile, we uniformly sample raw frames from the video and look at "
+        f"them from {len(views)} perspectives: {parts}. " + _TAIL
+    )
+
+
+# Multi-perspective visual projection (EmoLLM's idea; its paper defines it, no code does):
+# face crops, whole frames and their temporal change, each pooled and projected on its own.
+# The model's own perspective (face or frame) keeps AffectGPT's keys and placeholder; each
+# extra has ``<p>_attention_mlp`` / ``<p>_proj`` in the checkpoint, a graph
+# ``view_graph(p)`` (CLIP features [n, Dv] -> token [1, H]; temporal: the differences of
+# consecutive features) and the placeholder below. New placeholders are added after
+# AffectGPT's five, inside the embedding table's rows (no resize).
+PERSPECTIVES = ("face", "frame", "temporal")
+PERSPECTIVE_PLACEHOLDERS = {"face": "<FaceHere>", "frame": "<FrameHere>",
+                            "temporal": "<TemporalHere>"}  # fmt: skip
+PERSPECTIVE_PIXELS = {"face": "faces", "frame": "frames", "temporal": "frames"}
+_VIEW = {
+    "face": "the faces in these frames: <Face><FaceHere></Face>",
+    "frame": "the whole frames: <Frame><FrameHere></Frame>",
+    "temporal": "the change between consecutive frames: <Change><TemporalHere></Change>",
+}
+FEATURES = "features"  # [n, Dv] CLIP features: the vision graph's third output, when it has one
+
+
+def placeholders(extras: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """AffectGPT's five, then those of the extra perspectives that need a new one."""
+    new = [PERSPECTIVE_PLACEHOLDERS[p] for p in extras]
+    return PLACEHOLDERS + tuple(dict.fromkeys(t for t in new if t not in PLACEHOLDERS))
 
 
 QUESTIONS = {

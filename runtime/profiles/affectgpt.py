@@ -25,7 +25,11 @@ def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
     from emolive.runtime.affectgpt import spec
     from emolive.runtime.affectgpt.faces import FaceCropper
     from emolive.runtime.affectgpt.media import AudioStore, FrameStore, SpeechAudio
-    from emolive.runtime.affectgpt.reasoner import AffectGptModel, AffectGptReasoner
+    from emolive.runtime.affectgpt.reasoner import (
+        AffectGptModel,
+        AffectGptReasoner,
+        present_perspectives,
+    )
     from emolive.runtime.reasoning.stage import ReasoningStage
 
     mode = bundle.graph(spec.VISION).attrs.get("mode", "frame")
@@ -36,8 +40,10 @@ def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
         )
     frames = None
     if ctx.video:
-        faces = FaceCropper.from_bundle(bundle, config.runtime) if mode == "face" else None
-        frames = FrameStore(faces=faces, frames=mode == "frame", on_failure=ctx.on_failure)
+        # What the model's own perspective and each extra one the bundle has read.
+        reads = {spec.PERSPECTIVE_PIXELS[p] for p in (mode, *present_perspectives(bundle))}
+        faces = FaceCropper.from_bundle(bundle, config.runtime) if "faces" in reads else None
+        frames = FrameStore(faces=faces, frames="frames" in reads, on_failure=ctx.on_failure)
     audio, notes = None, []
     if ctx.audio and has_speech(bundle):
         audio = SpeechAudio.from_bundle(
