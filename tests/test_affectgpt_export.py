@@ -193,17 +193,18 @@ def test_a_live_session_runs_the_bundle_from_a_video_with_audio(bundle, tmp_path
 
 # -- bad inputs ------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_an_encoder_folder_without_weights_is_named(tiny, tmp_path):
+@pytest.mark.parametrize("folder", ["vision", "audio", "llm"])
+def test_an_encoder_folder_without_weights_is_named(tiny, tmp_path, folder):
     from emolive.export.affectgpt.model import EncoderFolderError
     from emolive.export.profiles import export_profile
 
     root, f, ckpt = tiny
-    empty = tmp_path / "audio"
-    shutil.copytree(f["audio"], empty)
+    empty = tmp_path / folder
+    shutil.copytree(f[folder], empty)
     (empty / "model.safetensors").unlink()
-    with pytest.raises(EncoderFolderError, match=rf"{empty}: audio folder has no weights"):
-        export_profile("affectgpt", tmp_path / "b", log=lambda m: None, options={
-            "checkpoint": ckpt, "vision": f["vision"], "audio": empty, "llm": f["llm"]})  # fmt: skip
+    options = {"checkpoint": ckpt, **f, folder: empty}
+    with pytest.raises(EncoderFolderError, match=rf"{empty}: {folder} folder has no weights"):
+        export_profile("affectgpt", tmp_path / "b", ["model"], log=lambda m: None, options=options)
     assert not (tmp_path / "b").exists()
 
 

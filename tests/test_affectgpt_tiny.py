@@ -228,6 +228,14 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path):
              "llama_proj.weight": torch.zeros(4, 4)}  # fmt: skip
     with pytest.raises(CheckpointError, match="not an AffectGPT checkpoint"):
         read_checkpoint(write_checkpoint(tmp_path / "other.pth", other))
+    # Emotion-LLaMA's (MiniGPT-v2's) keys: LoRA on the same layer prefix, its own projectors.
+    emotion_llama = {"llama_proj.weight": torch.zeros(8, 20), "cls_tk_llama_proj.weight":
+                     torch.zeros(8, 4), "feats_llama_proj1.weight": torch.zeros(8, 4),
+                     "llama_model.base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight":
+                     torch.zeros(2, 8)}  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"el\.pth: not an AffectGPT checkpoint.*"
+                       r"'cls_tk_llama_proj.weight'"):  # fmt: skip
+        read_checkpoint(write_checkpoint(tmp_path / "el.pth", emotion_llama))
     torch.save({"state_dict": {}}, tmp_path / "plain.pth")
     with pytest.raises(CheckpointError, match=r"plain\.pth: no 'model' dict"):
         read_checkpoint(tmp_path / "plain.pth")

@@ -124,11 +124,12 @@ def read_checkpoint(path: Path | str, llm_layers: int | None = None) -> Checkpoi
         arrays[k] = v.detach().to("cpu").float().numpy()
     layers_named = (*PROJECTORS, *UNUSED, *(k for p in PERSPECTIVES for k in perspective_keys(p)))
     known = {f"{p}.{s}" for p in layers_named for s in ("weight", "bias")}
-    if not any(k in known or k.startswith(LORA_PREFIX) for k in arrays):
+    if not any(k in known for k in arrays):  # LoRA keys alone: another LLaMA-LoRA model's
+        others = sorted(k for k in arrays if not k.startswith(LORA_PREFIX))
         raise CheckpointError(
             path,
-            "not an AffectGPT checkpoint: none of its keys is a projector, fusion or LoRA key "
-            f"(e.g. 'affectgpt_proj.weight'); it has {sorted(arrays)[:6]}",
+            "not an AffectGPT checkpoint: none of its keys is a projector or fusion key "
+            f"(e.g. 'affectgpt_proj.weight'); it has {(others or sorted(arrays))[:6]}",
         )
     missing = sorted(k for p in PROJECTORS for k in (f"{p}.weight", f"{p}.bias") if k not in arrays)
     if missing:
