@@ -27,13 +27,15 @@ from emolive.cli.common import default_bundle
     "--stage", "stages", multiple=True, help="Export only these stages (repeatable); default: all."
 )
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="affectgpt: the training checkpoint (.pth).")  # fmt: skip
+              help="affectgpt, emotion_llama: the training checkpoint (.pth).")  # fmt: skip
 @click.option("--vision", type=click.Path(path_type=Path), default=None,
-              help="affectgpt: the CLIP folder (Hugging Face layout).")  # fmt: skip
+              help="affectgpt: the CLIP folder (Hugging Face layout); emotion_llama: a folder "
+                   "with eva_vit_g.pth, mae/ and videomae/.")  # fmt: skip
 @click.option("--audio", type=click.Path(path_type=Path), default=None,
-              help="affectgpt: the HuBERT folder (Hugging Face layout).")  # fmt: skip
+              help="affectgpt, emotion_llama: the HuBERT folder (Hugging Face layout).")  # fmt: skip
 @click.option("--llm", type=click.Path(path_type=Path), default=None,
-              help="affectgpt: the Qwen2 folder (Hugging Face layout).")  # fmt: skip
+              help="affectgpt: the Qwen2 folder; emotion_llama: the LLaMA-2 chat folder "
+                   "(Hugging Face layout).")  # fmt: skip
 def export(
     out: Path | None, profile: str, stages: tuple[str, ...], checkpoint, vision, audio, llm
 ) -> None:
@@ -48,6 +50,8 @@ def export(
       emo-live export --out /tmp/b --stage vision
       emo-live export --profile affectgpt --checkpoint ckpt.pth --vision clip-vit-large-patch14
         --audio chinese-hubert-large --llm Qwen2.5-7B-Instruct --out bundles/affectgpt
+      emo-live export --profile emotion_llama --checkpoint Emotion_LLaMA.pth --vision vision
+        --audio chinese-hubert-large --llm Llama-2-7b-chat-hf --out bundles/emotion_llama
     """
     from emolive.export.profiles import PROFILES, export_profile, profile_module, stages_of
 
