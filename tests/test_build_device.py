@@ -184,3 +184,34 @@ def test_the_llm_decoder_in_fp16_runs_on_the_cpu_and_is_picked(tmp_path):
     a, b = llm.session.forward(ids), ref.session.forward(ids)
     assert np.abs(a - b).max() < 0.02 * np.abs(b).max()
     assert (a.argmax(-1) == b.argmax(-1)).mean() > 0.9
+
+
+def test_an_affectgpt_bundle_gets_fp16_encoders_and_decoder(tmp_path):
+    pytest.importorskip("torch")
+    from emolive.export.profiles import export_profile
+    from emolive.runtime.affectgpt import spec
+    from emolive.runtime.affectgpt.reasoner import AffectGptModel
+    from tests.test_affectgpt_tiny import build_folders, write_checkpoint
+
+    folders = build_folders(tmp_path)
+    ckpt = write_checkpoint(tmp_path / "checkpoint_000003_loss_0.500.pth")
+    export_profile(
+        "affectgpt", tmp_path / "bundle", ["model"], log=lambda m: None,
+        options={"checkpoint": ckpt, "vision": folders["vision"], "audio": folders["audio"],
+                 "llm": folders["llm"]},
+    )  # fmt: skip
+    out = build_device_variants(tmp_path / "bundle", BuildConfig(device="cpu"), log=lambda m: None)
+    graphs = (spec.VISION, spec.AUDIO, spec.FUSION, "llm_decoder")
+    assert all(out[g].written for g in graphs), {g: out[g].reason for g in graphs}
+    bundle = Bundle.open(tmp_path / "bundle")
+    half = AffectGptModel.from_bundle(bundle)
+    full = AffectGptModel.from_bundle(
+        bundle, backends.RuntimeConfig(precision=dict.fromkeys(graphs, "fp32"))
+    )
+    assert half.precision == "fp16" and full.precision == "fp32"
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform(0, 255, (8, 3, 224, 224)).astype(np.float32)
+    clips = (0.1 * rng.standard_normal((8, 32000))).astype(np.float32)
+    a, b = half.encode(pixels, clips), full.encode(pixels, clips)
+    for key in b:
+        assert np.abs(a[key] - b[key]).max() <= 0.02 * np.abs(b[key]).max(), key
