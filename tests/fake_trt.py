@@ -94,7 +94,8 @@ def make_tensorrt(version: str, cuda: FakeCuda) -> types.ModuleType:
     trt.DataType = enum.Enum("DataType", list(_NUMPY))
     trt.TensorIOMode = enum.Enum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"])
     trt.MemoryPoolType = enum.Enum("MemoryPoolType", ["WORKSPACE"])
-    flags = ["FP16", "INT8", "REFIT"] if major < 11 else ["REFIT", "DEBUG"]
+    flags = ["FP16", "INT8", "GPU_FALLBACK", "REFIT"] if major < 11 else ["REFIT", "DEBUG"]
+    trt.DeviceType = enum.Enum("DeviceType", ["GPU", "DLA"])
     trt.BuilderFlag = enum.Enum("BuilderFlag", flags)
     trt.NetworkDefinitionCreationFlag = enum.IntEnum(
         "NetworkDefinitionCreationFlag", {"STRONGLY_TYPED": 5}
@@ -162,6 +163,7 @@ def make_tensorrt(version: str, cuda: FakeCuda) -> types.ModuleType:
     class Config:
         def __init__(self) -> None:
             self.flags, self.profiles, self.timing, self.pool = [], [], None, {}
+            self.default_device_type, self.DLA_core = trt.DeviceType.GPU, -1
 
         def set_memory_pool_limit(self, pool, size: int) -> None:
             self.pool[pool.name] = size
@@ -211,7 +213,9 @@ def make_tensorrt(version: str, cuda: FakeCuda) -> types.ModuleType:
                     if not ok:
                         return None
             record = {"version": version, "onnx": network.path, "profiles": config.profiles,
-                      "flags": config.flags, "network_flags": network.flags}  # fmt: skip
+                      "flags": config.flags, "network_flags": network.flags,
+                      "device_type": config.default_device_type.name,
+                      "dla_core": config.DLA_core}  # fmt: skip
             trt.builds.append(record)
             return json.dumps(record).encode()
 

@@ -210,3 +210,23 @@ def test_without_tensorrt_the_message_says_what_to_install(monkeypatch, tmp_path
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails as if not installed
     with pytest.raises(backends.DeviceUnavailable, match="tensorrt-native.*--backend ort"):
         backends.load(TRT, tiny_onnx(tmp_path / "g.onnx"), "fp32")
+
+
+def test_dla_is_an_option_for_fp16_and_int8_on_10x(fake, tmp_path, monkeypatch):
+    trt, _ = fake
+    path = tiny_onnx(tmp_path / "g.onnx")
+    if not trt.__version__.startswith("10."):
+        with pytest.raises(ValueError, match="DLA is offered with TensorRT 10.x"):
+            backends.load(TRT, path, "fp16", dla_core=0)
+        return
+    with pytest.raises(ValueError, match="DLA runs fp16 or int8 graphs, not fp32"):
+        backends.load(TRT, path, "fp32", dla_core=0)
+    monkeypatch.setenv("EMOLIVE_TRT_DLA_CORE", "1")
+    graph = backends.load(TRT, path, "fp16")
+    build = trt.builds[-1]
+    assert build["device_type"] == "DLA" and build["dla_core"] == 1
+    assert "GPU_FALLBACK" in build["flags"] and "DLA core 1" in graph.info["providers"][0]
+    gpu_engine = backends.load(TRT, path, "fp16", dla_core=None)  # the env var still says DLA
+    assert gpu_engine.engine_file == graph.engine_file
+    monkeypatch.delenv("EMOLIVE_TRT_DLA_CORE")
+    assert backends.load(TRT, path, "fp16").engine_file != graph.engine_file

@@ -40,6 +40,7 @@ from emolive.runtime.bundle import onnx_signature, sha256_of
 from emolive.runtime.cache import cache_root
 
 WORKSPACE_BYTES = 1 << 30
+DLA_ENV = "EMOLIVE_TRT_DLA_CORE"  # a DLA core number: engines built for Jetson's DLA
 ROUTE = ROUTES["trt", "tensorrt"]
 
 
@@ -91,6 +92,7 @@ class TrtGraph:
     device: str = "tensorrt"
     backend: str = "trt"
     ranges: ShapeRanges = field(default_factory=ShapeRanges)
+    dla_core: int | None = None  # Jetson's deep-learning accelerator (vision CNNs), or GPU
     _buffers: dict = field(default_factory=dict, repr=False)  # name -> (ptr, nbytes)
 
     def __post_init__(self) -> None:
@@ -106,7 +108,8 @@ class TrtGraph:
         props = _check(cudart.cudaGetDeviceProperties(0))
         gpu = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
         capability = f"{props.major}{props.minor}"
-        built_as = f"{self.precision}+{self.ranges.key()}"
+        dla = "" if self.dla_core is None else f"+dla{self.dla_core}"
+        built_as = f"{self.precision}+{self.ranges.key()}{dla}"
         key = engine_key(gpu, capability, trt.__version__, built_as, sha256_of(self.path))
         folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
@@ -145,7 +148,8 @@ class TrtGraph:
             "route": ROUTE,
             "device": self.device,
             "precision": self.precision,
-            "providers": [f"TensorRT {version}" + (" strongly typed" if self.api.strongly_typed else "")],
+            "providers": [f"TensorRT {version}" + (" strongly typed" if self.api.strongly_typed else "")
+                          + ("" if self.dla_core is None else f", DLA core {self.dla_core} + GPU fallback")],
         }  # fmt: skip
 
     def buffer(self, shape, dtype) -> TrtBuffer:
@@ -166,6 +170,8 @@ class TrtGraph:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
         for flag in self.api.precision_flags(self.precision):
             config.set_flag(flag)
+        if self.dla_core is not None:
+            self.api.use_dla(config, self.dla_core, self.precision)
         timing = config.create_timing_cache(
             timing_file.read_bytes() if timing_file.is_file() else b""
         )
@@ -319,9 +325,12 @@ def load(
     threads: int | None = None,
     spin: bool = False,
     ranges: ShapeRanges | None = None,
+    dla_core: int | None = None,
 ) -> TrtGraph:
     if device != "tensorrt":
         raise ValueError(
             f"the trt backend (route {ROUTE}) runs on device 'tensorrt', not {device!r}"
         )
-    return TrtGraph(Path(path), precision, ranges=ranges or ShapeRanges())
+    if dla_core is None and os.environ.get(DLA_ENV, "").strip():
+        dla_core = int(os.environ[DLA_ENV])
+    return TrtGraph(Path(path), precision, ranges=ranges or ShapeRanges(), dla_core=dla_core)

@@ -64,6 +64,20 @@ class TrtApi:
         flags = self.trt.BuilderFlag
         return {"fp16": [flags.FP16], "int8": [flags.INT8, flags.FP16]}.get(precision, [])
 
+    def use_dla(self, config, core: int, precision: str) -> None:
+        """Put the engine's layers on Jetson's DLA ``core``, the rest falling back to the GPU.
+        DLA runs fp16 and int8 only; offered on 10.x (JetPack 6 ships 10.3; the 11.x notes
+        list JetPack as unsupported)."""
+        if self.strongly_typed:
+            raise ValueError(
+                f"DLA is offered with TensorRT 10.x (JetPack 6), not {self.trt.__version__}"
+            )
+        if precision not in ("fp16", "int8"):
+            raise ValueError(f"DLA runs fp16 or int8 graphs, not {precision}")
+        config.default_device_type = self.trt.DeviceType.DLA
+        config.DLA_core = int(core)
+        config.set_flag(self.trt.BuilderFlag.GPU_FALLBACK)
+
     def nptype(self, dtype) -> np.dtype:
         convert = getattr(self.trt, "nptype", None)
         if convert is not None:
