@@ -50,6 +50,12 @@ from emolive.cli.common import FiniteFloatRange, default_bundle
     help="With --media: use every N-th frame of a clip.",
 )
 @click.option("--no-cache", is_flag=True, help="Rebuild the calibration set even if cached.")
+@click.option(
+    "--llm-forms",
+    default=None,
+    help="affectgpt bundles: the LLM weight forms to add, comma-separated, '' for none "
+    "(default: int8,int4,int4f,w8a8).",
+)
 def calibrate(
     bundle: Path | None,
     method: str,
@@ -58,8 +64,13 @@ def calibrate(
     media: tuple[Path, ...],
     every: int,
     no_cache: bool,
+    llm_forms: str | None,
 ) -> None:
     """Add INT8 Q/DQ variants of BUNDLE's vision graphs, with an fp32-vs-int8 report.
+
+    An affectgpt bundle gets int8 variants of its vision and audio encoders (each written
+    only if its token cosine with fp32 is >= 0.99 on held-out windows and the greedy answers
+    stay identical) and the LLM's int8/int4/int4f/w8a8 weight forms with their report.
 
     The calibration set is made by the runtime's own preprocessing from the pinned test
     media (fetch them with `emo-live models fetch --tests`); int8 is then compared with fp32
@@ -74,6 +85,7 @@ def calibrate(
       emo-live calibrate bundles/lite
       emo-live calibrate bundles/lite --method minmax --samples 64
       emo-live calibrate bundles/lite --media ~/kiosk-footage --every 10
+      emo-live calibrate bundles/affectgpt --llm-forms int8,int4f
     """
     from emolive.calibrate.media import CALIBRATION_MEDIA, MediaSplitError, user_media
     from emolive.calibrate.qdq import QuantConfig, QuantizationError
@@ -89,6 +101,9 @@ def calibrate(
     from emolive.runtime.bundle import BundleError
 
     bundle = bundle or default_bundle()
+    if _profile(bundle) == "affectgpt":
+        _calibrate_affectgpt(bundle, method, percentile, samples, media, llm_forms)
+        return
     try:
         config = CalibrationConfig(
             quant=QuantConfig(method=method, percentile=percentile),
@@ -127,6 +142,54 @@ def calibrate(
         bar.update(1)
     click.echo(f"report: {bundle / REPORT_MD}", err=True)
     click.echo(json.dumps({"bundle": str(bundle), "calibration": _short(report)}, indent=2))
+
+
+def _calibrate_affectgpt(bundle, method, percentile, samples, media, llm_forms) -> None:
+    from emolive.calibrate.affectgpt.bundle import AffectGptCalibrationConfig, calibrate_affectgpt
+    from emolive.calibrate.affectgpt.forms import FORMS, FormError
+    from emolive.calibrate.affectgpt.report import REPORT_MD, render_markdown
+    from emolive.calibrate.media import MediaSplitError, user_media
+    from emolive.calibrate.qdq import QuantConfig, QuantizationError
+    from emolive.calibrate.vision import CalibrationRefused
+    from emolive.runtime.bundle import BundleError
+
+    forms = (
+        FORMS if llm_forms is None else tuple(f.strip() for f in llm_forms.split(",") if f.strip())
+    )
+    try:
+        config = AffectGptCalibrationConfig(
+            quant=QuantConfig(method=method, percentile=percentile),
+            samples=samples,
+            llm_forms=forms,
+            **({"calibration_media": user_media(media)} if media else {}),
+        )
+    except MediaSplitError as e:
+        raise click.BadParameter(str(e), param_hint="--media") from e
+    except ValueError as e:
+        hint = "--llm-forms" if "LLM form" in str(e) else None
+        raise click.BadParameter(str(e), param_hint=hint) from e
+    try:
+        report = calibrate_affectgpt(bundle, config, log=lambda m: click.echo(m, err=True))
+    except CalibrationRefused as e:
+        click.echo(render_markdown(e.report), err=True)
+        raise click.ClickException(str(e)) from e
+    except (BundleError, FormError, MediaSplitError, QuantizationError, FileNotFoundError) as e:
+        raise click.ClickException(f"calibration failed, {bundle} unchanged: {e}") from e
+    for graph, why in report["refused"].items():
+        click.echo(f"refused {graph}: {'; '.join(why)}", err=True)
+    click.echo(f"report: {bundle / REPORT_MD}", err=True)
+    short = {k: report[k] for k in ("passed", "written", "refused", "notes")}
+    short["llm_prefer_cpu"] = report["llm"].get("prefer")
+    click.echo(json.dumps({"bundle": str(bundle), "calibration": short}, indent=2))
+
+
+def _profile(bundle: Path) -> str | None:
+    """The profile the bundle's manifest names (None: no readable manifest; the lite path
+    then reports what is wrong with it)."""
+    try:
+        return json.loads((bundle / "manifest.json").read_text()).get("profile")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _short(report: dict) -> dict:

@@ -1,0 +1,270 @@
+"""Calibrate an affectgpt bundle: int8 encoders and the LLM's weight forms, checked, written.
+
+An encoder's int8 variant is written only if it meets both bounds (token cosine on every
+check window, identical greedy answers with it in place), and the written ones must also
+keep the answers identical together; a refused one is named in the report with the reason.
+The LLM's forms are written as the lite export writes them: all of them, each with its
+report, the bundle preferring on CPU the first within 1% perplexity of fp32. Every variant
+records the CPU that measured it and its deviation on the graph's parity probe, so the
+runtime can re-check it on another CPU class. When nothing passes, the bundle is untouched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emolive.calibrate.affectgpt import answers as ans
+from emolive.calibrate.affectgpt import encoders as enc
+from emolive.calibrate.affectgpt.forms import FORMS, Fp32Decoder, calibration_ids, input_absmax
+from emolive.calibrate.affectgpt.report import (
+    REPORT_JSON,
+    REPORT_MD,
+    build_report,
+    render_markdown,
+    summary,
+)
+from emolive.calibrate.affectgpt.windows import WINDOW_S, voiced, windows
+from emolive.calibrate.media import (
+    CALIBRATION,
+    CALIBRATION_MEDIA,
+    EVALUATION,
+    EVALUATION_MEDIA,
+    MediaFile,
+    check_disjoint,
+)
+from emolive.calibrate.qdq import QuantConfig
+from emolive.calibrate.report import latency_block
+from emolive.calibrate.sets import evenly
+from emolive.calibrate.vision import CalibrationRefused, _latency
+from emolive.export.bundle import BundleWriter
+from emolive.export.llm.bundle import external_data_of, preferred_form
+from emolive.export.llm.check import probe_forms
+from emolive.export.llm.report import form_report
+from emolive.runtime.affectgpt import spec
+from emolive.runtime.backends.ort import OrtGraph
+from emolive.runtime.bundle import Bundle, BundleError, sha256_of
+from emolive.runtime.cpu import this_cpu
+from emolive.runtime.llm.tokenizer import ChatFormat, ChatTokenizer
+from emolive.runtime.names import LLM_DECODER, LLM_EMBEDDINGS, LLM_TOKENIZER
+from emolive.runtime.parity import Probe, probe_key
+
+PROBE_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class AffectGptCalibrationConfig:
+    quant: QuantConfig = QuantConfig()
+    calibration_media: tuple[MediaFile, ...] = CALIBRATION_MEDIA
+    evaluation_media: tuple[MediaFile, ...] = EVALUATION_MEDIA
+    window_s: float = WINDOW_S
+    samples: int | None = None  # most calibration windows; None: all
+    encoders: tuple[str, ...] = enc.ENCODERS
+    llm_forms: tuple[str, ...] = FORMS
+    min_token_cosine: float = enc.MIN_TOKEN_COSINE
+    answer_prompts: int = 4
+    answer_tokens: int = 24
+    latency_repeats: int = 20
+    threads: int | None = None
+
+    def __post_init__(self):
+        for g in self.encoders:
+            if g not in enc.ENCODERS:
+                raise ValueError(f"unknown encoder {g!r}; choose from {', '.join(enc.ENCODERS)}")
+        for p in self.llm_forms:
+            if p not in FORMS:
+                raise ValueError(f"unknown LLM form {p!r}; choose from {', '.join(FORMS)}")
+        if self.samples is not None and self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
+        if self.answer_prompts < 1 or self.answer_tokens < 1 or self.latency_repeats < 1:
+            raise ValueError("answer_prompts, answer_tokens and latency_repeats must be >= 1")
+
+
+def calibrate_affectgpt(
+    bundle_dir: Path | str,
+    config: AffectGptCalibrationConfig = AffectGptCalibrationConfig(),
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Add the variants that pass to ``bundle_dir``; return the report (see module doc)."""
+    bundle = Bundle.open(bundle_dir)
+    if bundle.profile != spec.PROFILE:
+        raise BundleError(bundle.root / "manifest.json", f"profile is {bundle.profile!r}, not "
+                          f"{spec.PROFILE!r}")  # fmt: skip
+    check_disjoint(config.calibration_media, config.evaluation_media)
+    calibration, voices = voiced(windows(config.calibration_media, config.window_s))
+    calibration = [calibration[i] for i in evenly(np.arange(len(calibration)), config.samples)]
+    check = windows(config.evaluation_media, config.window_s)
+    prompts = ans.prompts(check, config.answer_prompts)
+    log(f"windows: {len(calibration)} calibration ({voices} voiced), {len(check)} check")
+    reference = ans.fp32_model(bundle, config.threads)
+    ref_tokens = ans.encode(reference, prompts)
+    ref_answers = ans.answers(reference, prompts, config.answer_tokens, ref_tokens)
+
+    with tempfile.TemporaryDirectory(prefix="emolive-affectgpt-") as tmp:
+        tmp = Path(tmp)
+        encoders, runners = {}, {}
+        for g in config.encoders:
+            encoders[g], runners[g] = _encoder(bundle, g, calibration, check, prompts,
+                                               ref_answers, reference, tmp, config, log)  # fmt: skip
+        together = None
+        passing = {g: runners[g] for g, e in encoders.items() if e["written"]}
+        if len(passing) > 1:
+            together = ans.compare(ref_answers, ans.answers(
+                ans.with_encoders(reference, passing), prompts, config.answer_tokens))  # fmt: skip
+            if not together["all_equal"]:
+                for g in passing:
+                    encoders[g]["written"] = False
+                    encoders[g]["failures"].append("together with the other int8 encoders it "
+                                                   "changes a greedy answer")  # fmt: skip
+        llm, form_paths, records = {}, {}, {}
+        if config.llm_forms:
+            llm, form_paths, records = _forms(bundle, reference, prompts, ref_tokens,
+                                              ref_answers, tmp, config, log)  # fmt: skip
+        report = build_report(
+            encoders=encoders, together=together, llm=llm,
+            config={**config.quant.info(), "window_s": config.window_s,
+                    "samples_limit": config.samples, "answer_tokens": config.answer_tokens,
+                    "encoders": list(config.encoders), "llm_forms": list(config.llm_forms)},
+            bounds={"token_cosine_min": config.min_token_cosine,
+                    "answers": "identical greedy answers on every prompt"},
+            media={CALIBRATION: [m.record() for m in config.calibration_media],
+                   EVALUATION: [m.record() for m in config.evaluation_media]},
+            windows={"calibration": len(calibration), "voiced": voices, "check": len(check),
+                     "prompts": len(prompts),
+                     "prompt_windows": [{**p.window.record(), "subtitle": p.subtitle}
+                                        for p in prompts]},
+            notes=_notes(voices, encoders),
+        )  # fmt: skip
+        if not report["written"]:
+            raise CalibrationRefused(bundle.root, _refusal(report))
+        _write(bundle, report, encoders, runners, check, form_paths, records, tmp)
+    return report
+
+
+def _encoder(bundle, g, calibration, check, prompts, ref_answers, reference, tmp, config, log):
+    fp32_path = bundle.graph(g).variant("fp32").path
+    out = tmp / f"{g}.int8.onnx"
+    quantization = enc.quantize(fp32_path, out, enc.feeds(g, calibration), config.quant)
+    fp32 = OrtGraph(fp32_path, "fp32", threads=config.threads)
+    int8 = OrtGraph(out, "int8", threads=config.threads)
+    agreement = enc.agreement(fp32, int8, enc.feeds(g, check))
+    failures = enc.bound_failures(agreement, config.min_token_cosine)
+    got = ans.answers(ans.with_encoders(reference, {g: int8}), prompts, config.answer_tokens)
+    answers = ans.compare(ref_answers, got)
+    if not answers["all_equal"]:
+        failures.append(f"greedy answers differ from fp32's on "
+                        f"{answers['prompts'] - answers['answers_equal']} of "
+                        f"{answers['prompts']} prompts")  # fmt: skip
+    feed = enc.feeds(g, check[:1])[0]
+    ms = _latency(fp32_path, out, feed, config.latency_repeats)
+    log(f"  {g}: token cosine min {agreement['token_cosine_min']:.4f}, answers "
+        f"{answers['answers_equal']}/{answers['prompts']} equal, fp32 {ms['fp32']:.2f} ms, "
+        f"int8 {ms['int8']:.2f} ms" + (f"; refused: {'; '.join(failures)}" if failures else ""))  # fmt: skip
+    record = {
+        "written": not failures, "failures": failures, "agreement": agreement,
+        "answers": answers, "quantization": quantization,
+        "latency_cpu": latency_block(ms["fp32"], ms["int8"], 1, config.latency_repeats),
+        "bytes_fp32": fp32_path.stat().st_size, "bytes_int8": out.stat().st_size,
+    }  # fmt: skip
+    return record, int8
+
+
+def _forms(bundle, reference, prompts, ref_tokens, ref_answers, tmp, config, log):
+    entry = bundle.graph(LLM_DECODER)
+    embeddings = np.load(bundle.file(LLM_EMBEDDINGS), mmap_mode="r")
+    decoder = Fp32Decoder.read(entry.variant("fp32").path, embeddings)
+    tokenizer = ChatTokenizer(bundle.file(LLM_TOKENIZER),
+                              ChatFormat.from_attrs(entry.attrs.get("chat") or {}))  # fmt: skip
+    # The forms are built from weights read back out of the fp32 graph: rebuilt as fp32 they
+    # must give its logits exactly, or the reading is wrong and no form is made.
+    paths = {"fp32": decoder.path, "fp32_rebuilt": decoder.form("fp32", tmp / "rebuilt.onnx")}
+    ids = calibration_ids(tokenizer, decoder.shape.vocab)
+    absmax = input_absmax(decoder, ids) if "w8a8" in config.llm_forms else None
+    for p in config.llm_forms:
+        paths[p] = decoder.form(p, tmp / f"{LLM_DECODER}.{p}.onnx", absmax if p == "w8a8" else None)
+    probe, records = probe_forms(paths, embeddings, decoder.layout, ids[:PROBE_TOKENS])
+    rebuilt = records.pop("fp32_rebuilt")["probe_deviation"]
+    if rebuilt > 1e-5:
+        raise BundleError(decoder.path, f"its weights read back give logits {rebuilt:.3g} "
+                          "away (relative) from the graph's own: not the layout forms are built from")  # fmt: skip
+    del paths["fp32_rebuilt"]
+    report = form_report(paths, embeddings, decoder.layout, tokenizer, config.threads, log=log)
+    forms = {}
+    for p in config.llm_forms:
+        form = ans.with_decoder(reference, paths[p], p)
+        got = ans.answers(form, prompts, config.answer_tokens, ref_tokens)
+        size = paths[p].stat().st_size + external_data_of(paths[p]).stat().st_size
+        forms[p] = {**report[p], "answers": ans.compare(ref_answers, got), "bytes": size,
+                    "probe_deviation": records[p]["probe_deviation"]}  # fmt: skip
+        log(f"  llm {p}: answers {forms[p]['answers']['answers_equal']}/"
+            f"{forms[p]['answers']['prompts']} equal, {size / 1e6:.2f} MB")  # fmt: skip
+    fp32 = report["fp32"]
+    llm = {"forms": forms, "fp32": {**fp32, "bytes": decoder.path.stat().st_size},
+           "prefer": preferred_form(report), "eval_text": fp32["eval_text"],
+           "eval_tokens": fp32["eval_tokens"]}  # fmt: skip
+    probe_file = probe.save(tmp / f"{LLM_DECODER}.probe.npz")
+    return llm, {p: paths[p] for p in config.llm_forms}, {"probe": probe_file, **records}
+
+
+def _notes(voices: int, encoders: dict) -> list[str]:
+    notes = []
+    if voices:
+        notes.append(f"{voices} calibration windows had a silent track and were voiced with "
+                     "espeak-ng speech: the audio encoder's ranges are fitted on a voice")  # fmt: skip
+    slower = [g for g, e in encoders.items() if e["written"]
+              and not e["latency_cpu"]["int8_faster_on_cpu"]]  # fmt: skip
+    if slower:
+        notes.append(f"int8 is slower than fp32 on this CPU for {', '.join(slower)}: the bundle "
+                     "keeps preferring fp32 there on CPU (`--precision int8` still loads it)")  # fmt: skip
+    notes.append("The fusion graph stays fp32: it is all projection (two feature means in, one "
+                 "token out), the part the encoders' int8 graphs also keep in fp32.")  # fmt: skip
+    return notes
+
+
+def _refusal(report: dict) -> dict:
+    """The report in the shape ``CalibrationRefused`` reads (graph -> floor failures)."""
+    return {**report, "graphs": {g: {"floor_failures": f} for g, f in report["refused"].items()}}
+
+
+def _write(bundle, report, encoders, runners, check, form_paths, records, tmp):
+    writer = BundleWriter.reopen(bundle.root)
+    for g, e in encoders.items():
+        if not e["written"]:
+            continue
+        fp32 = OrtGraph(bundle.graph(g).variant("fp32").path, "fp32", threads=1)
+        feed = enc.feeds(g, check[:1])[0]
+        probe = Probe(feed, fp32.run(feed))
+        probe_file = probe.save(tmp / f"{g}.probe.npz")
+        writer.add_file(probe_key(g), probe_file, probe_file.name, role="parity probe")
+        info = {**report["config"], "report": REPORT_JSON,
+                "token_cosine_min": e["agreement"]["token_cosine_min"],
+                **probe.record(runners[g].run)}  # fmt: skip
+        writer.add_variant(g, "int8", runners[g].path, info=info)
+        prefer = dict(bundle.graph(g).prefer)
+        prefer["cpu"] = "int8" if e["latency_cpu"]["int8_faster_on_cpu"] else "fp32"
+        writer.set_graph_field(g, "prefer", prefer)
+    if form_paths:
+        for p, path in form_paths.items():
+            writer.add_variant(LLM_DECODER, p, path, info={**records[p], "report": REPORT_JSON})
+            data = external_data_of(path)
+            shutil.copyfile(data, bundle.root / data.name)
+            writer.update_variant(LLM_DECODER, p, {"external_data": [{
+                "file": data.name, "sha256": sha256_of(bundle.root / data.name),
+                "bytes": data.stat().st_size}]})  # fmt: skip
+        writer.add_file(probe_key(LLM_DECODER), records["probe"], records["probe"].name,
+                        role="parity probe")  # fmt: skip
+        entry = writer.manifest["graphs"][LLM_DECODER]
+        entry["attrs"]["reports"] = {p: f for p, f in report["llm"]["forms"].items()}
+        entry["attrs"]["measured_on"] = this_cpu().record()
+        entry["prefer"] = {**entry.get("prefer", {}), "cpu": report["llm"]["prefer"]}
+    writer.add_json("calibration_report", REPORT_JSON, report, role="calibration report")
+    md = tmp / REPORT_MD
+    md.write_text(render_markdown(report))
+    writer.add_file("calibration_report_md", md, REPORT_MD, role="calibration report")
+    writer.set_calibration(summary(report))
+    writer.write()

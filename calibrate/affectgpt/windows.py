@@ -1,0 +1,110 @@
+"""Windows as the affectgpt reasoner sees them, cut from media files with audio.
+
+A window is ``window_s`` seconds of a clip: its frames resized to 224 x 224 (BGR, as the
+runtime's FrameStore keeps them) and sampled 8 times, its 16 kHz audio cut into 8 clips
+(``clips_of``). Calibration windows come from the calibration media and check windows from
+the evaluation media; ``check_disjoint`` refuses a split that shares a file or a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from emolive.calibrate.media import MediaFile, MediaSplitError
+from emolive.runtime.affectgpt import spec
+from emolive.runtime.affectgpt.media import clips_of, frame_indices
+from emolive.runtime.sources.audio_files import open_audio_file
+from emolive.runtime.sources.errors import AudioSourceError
+from emolive.runtime.sources.video import SourceError, VideoFile
+
+WINDOW_S = 2.0
+# Below this peak a window's audio is silence (the built-in calibration clip has a silent
+# track): its clips are then voiced with these sentences, never the evaluation side's.
+SILENT_PEAK = 1e-4
+CALIBRATION_SPEECH = (
+    "I waited all week for this and it finally came.",
+    "Why would anyone leave the gate open in this weather?",
+    "Well, that is one way to spend a Sunday afternoon.",
+    "Please, just tell me what the doctor said.",
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    media: str
+    t_start: float
+    t_end: float
+    pixels: np.ndarray  # [8, 3, 224, 224] float32 0..255 BGR
+    clips: np.ndarray  # [8, 32000] float32
+
+    def record(self) -> dict:
+        return {"media": self.media, "t_start": round(self.t_start, 3),
+                "t_end": round(self.t_end, 3)}  # fmt: skip
+
+
+def _audio(path) -> np.ndarray:
+    try:
+        chunks = [c.samples for c in open_audio_file(path)]
+    except AudioSourceError as e:
+        raise MediaSplitError(f"affectgpt calibration media {path}: {e}") from e
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
+def media_windows(m: MediaFile, window_s: float = WINDOW_S) -> list[Window]:
+    """The whole ``window_s`` windows of one clip (a shorter clip gives one window)."""
+    if not m.is_video:
+        return []
+    path = m.path()
+    try:
+        frames = [(f.t, f.image) for f in VideoFile(path).frames()]
+    except SourceError as e:
+        raise MediaSplitError(f"affectgpt calibration media {path}: {e}") from e
+    samples = _audio(path)
+    if not frames:
+        return []
+    end = max(frames[-1][0], len(samples) / spec.SAMPLE_RATE)
+    count = max(1, int(end // window_s))
+    out = []
+    for k in range(count):
+        t0, t1 = k * window_s, (k + 1) * window_s if k < count - 1 else end
+        images = [im for t, im in frames if t0 <= t < t1] or [frames[-1][1]]
+        small = [cv2.resize(images[i], (spec.IMAGE_SIZE, spec.IMAGE_SIZE),
+                            interpolation=cv2.INTER_LINEAR) for i in frame_indices(len(images))]  # fmt: skip
+        audio = samples[int(t0 * spec.SAMPLE_RATE) : int(t1 * spec.SAMPLE_RATE)]
+        out.append(Window(m.name, t0, t1, np.stack(small).transpose(0, 3, 1, 2).astype(np.float32),
+                          clips_of(audio)))  # fmt: skip
+    return out
+
+
+def windows(media: Sequence[MediaFile], window_s: float = WINDOW_S) -> list[Window]:
+    got = [w for m in media for w in media_windows(m, window_s)]
+    if not got:
+        names = ", ".join(m.name for m in media)
+        raise MediaSplitError(f"no video clip among the affectgpt calibration media ({names})")
+    return got
+
+
+def voiced(got: Sequence[Window], sentences: Sequence[str] = CALIBRATION_SPEECH) -> tuple[
+    list[Window], int]:  # fmt: skip
+    """Windows whose audio is silent, with espeak-ng speech of ``sentences`` in turn (the
+    audio encoder's ranges must be fitted on a voice); returns them and how many were voiced.
+    Without espeak-ng they stay silent (the report says so)."""
+    from emolive.export.democlip import ClipError, speech
+
+    out, count, voices = [], 0, {}
+    for w in got:
+        if float(np.abs(w.clips).max(initial=0.0)) >= SILENT_PEAK:
+            out.append(w)
+            continue
+        text = sentences[count % len(sentences)]
+        try:
+            voices[text] = voices[text] if text in voices else speech(text)
+        except ClipError:
+            return list(got), 0
+        out.append(Window(w.media, w.t_start, w.t_end, w.pixels, clips_of(voices[text])))
+        count += 1
+    return out, count
