@@ -518,6 +518,7 @@ def affectgpt(device: str, real: bool, work: Path, compile_s: float) -> dict:
     del qwen
     if device == "cuda":
         torch.cuda.empty_cache()
+    out["decoder_ort_int4"] = _ort_int4_decoder(device, real, work / "qwen4")
     graph, emb, _ = write_decoder(shape, work / "qwen", "decoder.fp32.onnx")
     half = work / "qwen" / "decoder.fp16io.onnx"
     _fp16_io(graph, half)
@@ -527,6 +528,33 @@ def affectgpt(device: str, real: bool, work: Path, compile_s: float) -> dict:
     out["decoder_ort_fp16"] = decode_speed(runner, np.load(emb, mmap_mode="r"), layout, 300)
     out["decoder_ort_fp16"]["note"] = "random weights; parity not checked at this size"
     return out
+
+
+def _ort_int4_decoder(device: str, real: bool, work: Path) -> dict:
+    """AffectGPT's decoder as benchmarks/decoder7b.py writes it (Qwen2.5-7B shape, random
+    4-bit MatMulNBits weights, q/k/v biases), activations and IO in fp16, on ``device``."""
+    import decoder7b
+
+    from emolive.export.llm.graph import DecoderShape
+    from emolive.runtime import backends
+    from emolive.runtime.backends import RuntimeConfig
+    from emolive.runtime.llm.decoder import DecoderLayout
+
+    shape = decoder7b.QWEN25_7B
+    if not real:
+        shape = DecoderShape(**{**vars(shape), **{k: v for k, v in TINY.items() if k != "layers"},
+                                "layers": TINY["layers"]})  # fmt: skip
+    work.mkdir(parents=True, exist_ok=True)
+    built = decoder7b.build(shape, work / "decoder.int4.onnx")
+    half = work / "decoder.int4.fp16io.onnx"
+    _fp16_io(work / "decoder.int4.onnx", half)
+    runner = backends.load(RuntimeConfig(device=device), half, "int4")
+    row = np.random.default_rng(1).normal(0, 0.02, (1, shape.hidden)).astype(np.float32)
+    table = np.broadcast_to(row, (shape.vocab, shape.hidden))  # lookups only
+    layout = DecoderLayout(shape.layers, shape.kv_heads, shape.head_dim, shape.hidden, shape.vocab)
+    out = decode_speed(runner, table, layout, 300)
+    return {**out, "build": built, "providers": runner.info["providers"],
+            "note": "random 4-bit weights; parity not checked at this size"}  # fmt: skip
 
 
 def run(args) -> None:
