@@ -30,7 +30,8 @@ exporter writes, random weights) into the kit bundle, then:
    CNN (mini-Xception) eager and compiled;
 5. with ``--affectgpt real``: CLIP ViT-L/14 over 8 frames, HuBERT-large over 8 x 2 s clips
    and a Qwen2.5-7B-shaped decoder in torch eager fp16, and the encoders exported to ONNX
-   and the 7B decoder built by the exporter's graph writer, in fp16 on ONNX Runtime.
+   and the 7B decoder built by the exporter's graph writer, on ONNX Runtime with fp16
+   activations: 4-bit weights (benchmarks/decoder7b.py's graph), then fp16 weights.
 
 A section that fails is recorded with its error, never dropped; sections stop starting once
 ``--budget-s`` (default 420 s, so the whole run stays under 8 minutes on an H200) is spent.
