@@ -8,11 +8,20 @@ LoRA key the export needs must be present, and each size is read from the weight
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from emolive.export.checkpoint import (
+    LORA_PREFIX,
+    CheckpointError,
+    check_linear_layers,
+    load_checkpoint,
+    lora_delta,
+    required_lora,
+    weight_arrays,
+)
 
 # Single linear layers (``.weight`` [out, in] + ``.bias``) the export needs, by role.
 PROJECTORS = (
@@ -37,20 +46,11 @@ def perspective_keys(perspective: str) -> tuple[str, str]:
     return f"{perspective}_attention_mlp", f"{perspective}_proj"
 
 
-LORA_PREFIX = "llama_model.base_model.model.model.layers."
 LORA_TARGETS = (
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
     "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
 )  # fmt: skip
 LORA_ALPHA = 32.0  # AffectGPT's LoraConfig(lora_alpha=32), whatever r is
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be exported; the message names the file and the key."""
-
-    def __init__(self, path: Path | str, problem: str):
-        super().__init__(f"{path}: {problem}")
-        self.path = Path(path)
 
 
 def lora_key(layer: int, target: str, ab: str) -> str:
@@ -85,43 +85,16 @@ class Checkpoint:
 
     def lora_delta(self, layer: int, target: str) -> np.ndarray:
         """(alpha / r) · B @ A for one LLM linear: [out, in]."""
-        a = self.lora[lora_key(layer, target, "A")].astype(np.float64)
-        b = self.lora[lora_key(layer, target, "B")].astype(np.float64)
-        return ((LORA_ALPHA / a.shape[0]) * (b @ a)).astype(np.float32)
-
-
-def _read(path: Path) -> dict:
-    import torch
-
-    if not path.is_file():
-        raise CheckpointError(path, "no such checkpoint file")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        size = path.stat().st_size
-        raise CheckpointError(
-            path, f"not a readable torch checkpoint ({size} bytes; truncated or damaged?): {e}"
-        ) from e
-    if not isinstance(blob, dict) or not isinstance(blob.get("model"), dict):
-        keys = sorted(blob)[:8] if isinstance(blob, dict) else type(blob).__name__
-        raise CheckpointError(
-            path,
-            f"no 'model' dict of trainable weights (an AffectGPT checkpoint has one); has {keys}",
-        )
-    return blob
+        a, b = (self.lora[lora_key(layer, target, ab)] for ab in "AB")
+        return lora_delta(a, b, LORA_ALPHA)
 
 
 def read_checkpoint(path: Path | str, llm_layers: int | None = None) -> Checkpoint:
     """Read and check ``path``. ``llm_layers``: the LLM's layer count, so that LoRA for each
     of its layers is required (None: the layers the LoRA keys name)."""
     path = Path(path)
-    blob = _read(path)
-    state = blob["model"]
-    arrays = {}
-    for k, v in state.items():
-        if not hasattr(v, "detach"):
-            raise CheckpointError(path, f"key {k!r} is not a tensor")
-        arrays[k] = v.detach().to("cpu").float().numpy()
+    blob = load_checkpoint(path, "an AffectGPT checkpoint")
+    arrays = weight_arrays(path, blob["model"])
     layers_named = (*PROJECTORS, *UNUSED, *(k for p in PERSPECTIVES for k in perspective_keys(p)))
     known = {f"{p}.{s}" for p in layers_named for s in ("weight", "bias")}
     if not any(k in known for k in arrays):  # LoRA keys alone: another LLaMA-LoRA model's
@@ -143,15 +116,7 @@ def read_checkpoint(path: Path | str, llm_layers: int | None = None) -> Checkpoi
     unexpected += sorted(bad_lora)
     for k in bad_lora:
         del lora[k]
-    if not lora:
-        raise CheckpointError(path, f"no LoRA keys ({lora_key(0, LORA_TARGETS[0], 'A')} ...)")
-    layers = llm_layers
-    if layers is None:
-        layers = 1 + max(int(k[len(LORA_PREFIX) :].split(".")[0]) for k in lora)
-    want = [lora_key(i, t, ab) for i in range(layers) for t in LORA_TARGETS for ab in "AB"]
-    absent = [k for k in want if k not in lora]
-    if absent:
-        raise CheckpointError(path, f"missing {len(absent)} LoRA key(s), first {absent[:3]}")
+    layers, want = required_lora(path, lora, lora_key, LORA_TARGETS, llm_layers)
     unexpected += sorted(set(lora) - set(want))
     sizes = _sizes(path, weights, lora, layers)
     views = _perspectives(path, weights, sizes)
@@ -226,12 +191,7 @@ def _sizes(path: Path, w: dict, lora: dict, layers: int) -> Sizes:
         if got != want:
             raise CheckpointError(path, f"key '{name}.weight' has shape {got}, {what} wants {want}")
 
-    for name in PROJECTORS:
-        if len(shape(name)) != 2 or w[f"{name}.bias"].shape != (shape(name)[0],):
-            raise CheckpointError(
-                path, f"key '{name}': weight {shape(name)} and bias "
-                f"{tuple(w[name + '.bias'].shape)} are not one linear layer",
-            )  # fmt: skip
+    check_linear_layers(path, w, PROJECTORS)
     hidden, dv = shape("affectgpt_proj")
     da = shape("audio_llama_proj")[1]
     m = max(da, dv)

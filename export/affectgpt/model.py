@@ -21,6 +21,7 @@ from emolive.export.affectgpt.checkpoint import (
     CheckpointError,
     perspective_keys,
 )
+from emolive.export.checkpoint import merge_lora
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -175,30 +176,6 @@ class Fusion(nn.Module):
         return self.proj(w[:, :1] * mv + w[:, 1:2] * ma)
 
 
-def merge_lora(llm, ckpt: Checkpoint) -> int:
-    """W += (alpha / r) · B @ A for every LoRA target of every layer; returns how many."""
-    layers = llm.model.layers
-    if len(layers) != ckpt.sizes.lora_layers:
-        raise CheckpointError(
-            ckpt.path, f"LoRA for {ckpt.sizes.lora_layers} layers, the LLM has {len(layers)}"
-        )
-    n = 0
-    with torch.no_grad():
-        for i, layer in enumerate(layers):
-            for target in LORA_TARGETS:
-                lin = layer.get_submodule(target)
-                delta = ckpt.lora_delta(i, target)
-                if tuple(delta.shape) != tuple(lin.weight.shape):
-                    raise CheckpointError(
-                        ckpt.path,
-                        f"LoRA of layer {i} {target}: B @ A is {tuple(delta.shape)}, the LLM's "
-                        f"weight {tuple(lin.weight.shape)}",
-                    )
-                lin.weight += torch.from_numpy(delta)
-                n += 1
-    return n
-
-
 @dataclass
 class AffectGpt:
     vision: VisionTower
@@ -231,7 +208,7 @@ def build(ckpt: Checkpoint, vision_dir, audio_dir, llm_dir, mode: str) -> Affect
             ckpt.path, f"keys '{attention}' / '{proj}' name the {mode} perspective, which is "
             "this model's own (video_attention_mlp / affectgpt_proj)",
         )  # fmt: skip
-    merge_lora(llm, ckpt)
+    merge_lora(llm, ckpt, LORA_TARGETS)
     views = {p: PerspectiveHead(ckpt, p).eval() for p in ckpt.perspectives}
     return AffectGpt(
         VisionTower(clip, ckpt, rgb=mode == "frame", with_features=bool(views)).eval(),

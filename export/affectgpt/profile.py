@@ -7,7 +7,6 @@ the face detector a face-crop model needs, ``speech`` the VAD + ASR that write t
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from emolive.export.affectgpt import model as agm
 from emolive.export.affectgpt.checkpoint import LORA_ALPHA, checkpoint_mode, read_checkpoint
 from emolive.export.affectgpt.decoder import qwen2_decoder
 from emolive.export.affectgpt.wheel import wheel_data
+from emolive.export.onnx_check import TOLERANCE, GraphCheckError, compare_outputs, export_checked
 from emolive.runtime.affectgpt import spec
 from emolive.runtime.affectgpt.prompt import answer_tokenizer, prompt_segments
 from emolive.runtime.llm.decoder import DecoderLayout, DecoderSession
@@ -33,42 +33,8 @@ STAGES = {
 }
 # Options the stage takes (emo-live export --checkpoint/--vision/--audio/--llm); required.
 OPTIONS = ("checkpoint", "vision", "audio", "llm")
-ONNX_OPSET = 17
 MAX_NEW_TOKENS = 1200  # AffectGPT's max_new_tokens
 MAX_CONTEXT = 2048  # KV slots the runtime allocates: the prompt (~150) + the answer
-TOLERANCE = 1e-3  # max |onnx - torch| relative to max |torch|, per graph
-
-
-class ExportCheckError(RuntimeError):
-    pass
-
-
-def _export(module, args, path: Path, inputs, outputs, axes) -> Path:
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(
-            module, args, str(path), input_names=inputs, output_names=outputs,
-            dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False,
-        )  # fmt: skip
-    return path
-
-
-def _compare(graph: str, path: Path, feeds: dict, want: dict[str, np.ndarray]) -> dict:
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds), strict=True))
-    record = {}
-    for name, ref in want.items():
-        err = float(np.max(np.abs(got[name] - ref)))
-        scale = float(np.max(np.abs(ref))) or 1.0
-        if not err <= TOLERANCE * scale:
-            raise ExportCheckError(
-                f"{graph}: output {name!r} differs from torch by {err:.3g} (scale {scale:.3g})"
-            )
-        record[f"{name}_max_abs_diff"] = err
-    return record
 
 
 def _tokenizer(
@@ -86,9 +52,9 @@ def _tokenizer(
     ids = {p: tok.token_to_id(p) for p in names}
     order = [ids[p] for p in names]
     if order != list(range(order[0], order[0] + len(order))):
-        raise ExportCheckError(f"{src}: placeholders got ids {ids}, not consecutive")
+        raise GraphCheckError(f"{src}: placeholders got ids {ids}, not consecutive")
     if max(order) >= rows:
-        raise ExportCheckError(
+        raise GraphCheckError(
             f"{src}: placeholder {names[-1]} has id {max(order)}, past the "
             f"embedding table's {rows} rows (AffectGPT does not resize it)"
         )
@@ -156,44 +122,35 @@ def export_affectgpt(
     pixels = torch.rand(spec.FRAMES, 3, spec.IMAGE_SIZE, spec.IMAGE_SIZE) * 255
     outputs = [spec.TOKEN, spec.FEATURE_MEAN, *([spec.FEATURES] if extras else [])]
     axes = {name: {0: "frames"} for name in (spec.PIXELS, *outputs[2:])}
-    vpath = _export(model.vision, (pixels,), work / f"{spec.VISION}.onnx", [spec.PIXELS],
-                    outputs, axes)  # fmt: skip
-    with torch.no_grad():
-        vout = [t.numpy() for t in model.vision(pixels)]
-    vt, vm = vout[:2]
-    checks[spec.VISION] = _compare(spec.VISION, vpath, {spec.PIXELS: pixels.numpy()},
-                                   dict(zip(outputs, vout, strict=True)))  # fmt: skip
+    vpath, checks[spec.VISION], v = export_checked(spec.VISION, model.vision, (pixels,), work,
+                                                   [spec.PIXELS], outputs, axes)  # fmt: skip
+    vt, vm = v[spec.TOKEN], v[spec.FEATURE_MEAN]
     view_tokens, view_paths = {}, {}
     for p, head in model.views.items():
         log(f"exporting the {p} perspective ...")
         name = spec.view_graph(p)
-        feats = torch.from_numpy(vout[2])
-        view_paths[p] = _export(head, (feats,), work / f"{name}.onnx", [spec.FEATURES],
-                                [spec.TOKEN], {spec.FEATURES: {0: "frames"}})  # fmt: skip
+        feats = torch.from_numpy(v[spec.FEATURES])
+        view_paths[p], checks[name], t = export_checked(
+            name, head, (feats,), work, [spec.FEATURES], [spec.TOKEN],
+            {spec.FEATURES: {0: "frames"}})  # fmt: skip
+        view_tokens[p] = t[spec.TOKEN]
         with torch.no_grad():
-            view_tokens[p] = head(feats).numpy()
             fewer = head(feats[:5]).numpy()  # another frame count through the same graph
-        checks[name] = _compare(name, view_paths[p], {spec.FEATURES: vout[2]},
-                                {spec.TOKEN: view_tokens[p]})  # fmt: skip
-        _compare(name, view_paths[p], {spec.FEATURES: vout[2][:5]}, {spec.TOKEN: fewer})
+        compare_outputs(name, view_paths[p], {spec.FEATURES: v[spec.FEATURES][:5]},
+                        {spec.TOKEN: fewer})  # fmt: skip
 
     log("exporting the audio graph ...")
     clips = torch.randn(spec.FRAMES, spec.CLIP_SAMPLES) * 0.1
-    apath = _export(model.audio, (clips,), work / f"{spec.AUDIO}.onnx", [spec.CLIPS],
-                    [spec.TOKEN, spec.FEATURE_MEAN], {spec.CLIPS: {0: "clips"}})  # fmt: skip
-    with torch.no_grad():
-        at, am = (t.numpy() for t in model.audio(clips))
-    checks[spec.AUDIO] = _compare(spec.AUDIO, apath, {spec.CLIPS: clips.numpy()},
-                                  {spec.TOKEN: at, spec.FEATURE_MEAN: am})  # fmt: skip
+    apath, checks[spec.AUDIO], a = export_checked(spec.AUDIO, model.audio, (clips,), work,
+                                                  [spec.CLIPS], [spec.TOKEN, spec.FEATURE_MEAN],
+                                                  {spec.CLIPS: {0: "clips"}})  # fmt: skip
+    at, am = a[spec.TOKEN], a[spec.FEATURE_MEAN]
 
     log("exporting the fusion graph ...")
-    fpath = _export(model.fusion, (torch.from_numpy(vm), torch.from_numpy(am)),
-                    work / f"{spec.FUSION}.onnx", [spec.VIDEO_MEAN, spec.AUDIO_MEAN], [spec.TOKEN],
-                    None)  # fmt: skip
-    with torch.no_grad():
-        mt = model.fusion(torch.from_numpy(vm), torch.from_numpy(am)).numpy()
-    checks[spec.FUSION] = _compare(spec.FUSION, fpath, {spec.VIDEO_MEAN: vm, spec.AUDIO_MEAN: am},
-                                   {spec.TOKEN: mt})  # fmt: skip
+    fpath, checks[spec.FUSION], m = export_checked(
+        spec.FUSION, model.fusion, (torch.from_numpy(vm), torch.from_numpy(am)), work,
+        [spec.VIDEO_MEAN, spec.AUDIO_MEAN], [spec.TOKEN])  # fmt: skip
+    mt = m[spec.TOKEN]
 
     log("exporting the LLM decoder ...")
     emb = model.llm.get_input_embeddings().weight.detach().float().numpy()
@@ -268,11 +225,11 @@ def check_generation(
         ref = llm(inputs_embeds=embeds).logits[0, -1].numpy()
     err = float(np.max(np.abs(logits - ref)))
     if not err <= TOLERANCE * max(1.0, float(np.max(np.abs(ref)))):
-        raise ExportCheckError(f"{LLM_DECODER}: prompt logits differ from torch by {err:.3g}")
+        raise GraphCheckError(f"{LLM_DECODER}: prompt logits differ from torch by {err:.3g}")
     want = agm.greedy(llm, embeds, steps, set(stop_ids))
 
     tokenizer = answer_tokenizer(tokenizer_path, stop_ids)
     got = list(generate(session, tokenizer, logits, GenerationConfig(max_new_tokens=steps)).ids)
     if got != want:
-        raise ExportCheckError(f"{LLM_DECODER}: greedy tokens {got} differ from torch's {want}")
+        raise GraphCheckError(f"{LLM_DECODER}: greedy tokens {got} differ from torch's {want}")
     return {"prompt_logits_max_abs_diff": err, "greedy_tokens_identical": len(want)}

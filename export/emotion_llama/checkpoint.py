@@ -10,13 +10,20 @@ name (peft 0.2, the release environment) or with ``default`` (peft >= 0.3); both
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from emolive.export.affectgpt.checkpoint import CheckpointError
+from emolive.export.checkpoint import (
+    LORA_PREFIX,
+    CheckpointError,
+    check_linear_layers,
+    load_checkpoint,
+    lora_delta,
+    required_lora,
+    weight_arrays,
+)
 
 # Single linear layers (``.weight`` [out, in] + ``.bias``) the export needs, by role.
 PROJECTORS = (
@@ -29,7 +36,6 @@ PROJECTORS = (
 # Trained but not on the generation path: MiniGPTBase's auxiliary emotion classifier.
 UNUSED_PREFIXES = ("attention.",)
 OPTIONAL = ("ln_vision.weight", "ln_vision.bias")  # frozen in MiniGPT-v2: default when absent
-LORA_PREFIX = "llama_model.base_model.model.model.layers."
 LORA_TARGETS = ("self_attn.q_proj", "self_attn.v_proj")
 LORA_ALPHA = 16.0  # MiniGPT-v2's lora_alpha unless the checkpoint's config says otherwise
 
@@ -68,29 +74,8 @@ class Checkpoint:
 
     def lora_delta(self, layer: int, target: str) -> np.ndarray:
         """(alpha / r) · B @ A for one LLaMA linear: [out, in]."""
-        a = self.lora[lora_key(layer, target, "A")].astype(np.float64)
-        b = self.lora[lora_key(layer, target, "B")].astype(np.float64)
-        return ((self.lora_alpha / a.shape[0]) * (b @ a)).astype(np.float32)
-
-
-def _load(path: Path) -> dict:
-    import torch
-
-    if not path.is_file():
-        raise CheckpointError(path, "no such checkpoint file")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(
-            path, f"not a readable torch checkpoint ({path.stat().st_size} bytes; truncated "
-            f"or damaged?): {e}",
-        ) from e  # fmt: skip
-    model = blob.get("model") if isinstance(blob, dict) else None
-    if not isinstance(model, dict):
-        found = sorted(blob)[:8] if isinstance(blob, dict) else type(blob).__name__
-        raise CheckpointError(path, f"no 'model' dict of trained weights (MiniGPT-v2's runner "
-                                    f"saves one); found {found}")  # fmt: skip
-    return blob
+        a, b = (self.lora[lora_key(layer, target, ab)] for ab in "AB")
+        return lora_delta(a, b, self.lora_alpha)
 
 
 def _alpha(blob: dict) -> float:
@@ -106,12 +91,9 @@ def read_checkpoint(path: Path | str, llm_layers: int | None = None) -> Checkpoi
     """Read and check ``path``. ``llm_layers``: the LLM's layer count, so that LoRA for each
     of its layers is required (None: the layers the LoRA keys name)."""
     path = Path(path)
-    blob = _load(path)
-    arrays: dict[str, np.ndarray] = {}
-    for k, v in blob["model"].items():
-        if not hasattr(v, "detach"):
-            raise CheckpointError(path, f"key {k!r} is not a tensor")
-        arrays[k.replace(".default.weight", ".weight")] = v.detach().cpu().float().numpy()
+    blob = load_checkpoint(path, "MiniGPT-v2's runner's checkpoint")
+    # PEFT >= 0.3 names the adapter: its keys read as the release's
+    arrays = weight_arrays(path, blob["model"], lambda k: k.replace(".default.weight", ".weight"))
     wanted = [f"{p}.{s}" for p in PROJECTORS for s in ("weight", "bias")]
     if not any(k in wanted or k.startswith(LORA_PREFIX) for k in arrays):
         raise CheckpointError(
@@ -122,15 +104,7 @@ def read_checkpoint(path: Path | str, llm_layers: int | None = None) -> Checkpoi
     if missing:
         raise CheckpointError(path, f"missing projector key(s) {missing}")
     lora = {k: v for k, v in arrays.items() if k.startswith(LORA_PREFIX)}
-    if not lora:
-        raise CheckpointError(path, f"no LoRA keys ({lora_key(0, LORA_TARGETS[0], 'A')} ...)")
-    layers = llm_layers
-    if layers is None:
-        layers = 1 + max(int(k[len(LORA_PREFIX) :].split(".")[0]) for k in lora)
-    need = [lora_key(i, t, ab) for i in range(layers) for t in LORA_TARGETS for ab in "AB"]
-    absent = [k for k in need if k not in lora]
-    if absent:
-        raise CheckpointError(path, f"missing {len(absent)} LoRA key(s), first {absent[:3]}")
+    layers, need = required_lora(path, lora, lora_key, LORA_TARGETS, llm_layers)
     used = set(wanted) | set(need) | {k for k in OPTIONAL if k in arrays}
     rest = sorted(set(arrays) - used)
     unused = [k for k in rest if k.startswith(UNUSED_PREFIXES)]
@@ -145,13 +119,7 @@ def _sizes(path: Path, w: dict, lora: dict, layers: int) -> Sizes:
     def shape(name: str) -> tuple[int, ...]:
         return tuple(w[f"{name}.weight"].shape)
 
-    for name in PROJECTORS:
-        s = shape(name)
-        if len(s) != 2 or w[f"{name}.bias"].shape != (s[0],):
-            raise CheckpointError(
-                path, f"key '{name}': weight {s} and bias {tuple(w[name + '.bias'].shape)} "
-                "are not one linear layer",
-            )  # fmt: skip
+    check_linear_layers(path, w, PROJECTORS)
     hidden, vit = shape("cls_tk_llama_proj")
     for name, want, what in (
         ("llama_proj", (hidden, 4 * vit), "[H, 4·Dvit] with H and Dvit of cls_tk_llama_proj"),

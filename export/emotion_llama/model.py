@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from emolive.export.affectgpt.model import EncoderFolderError, _folder, _linear
+from emolive.export.checkpoint import merge_lora
 from emolive.export.emotion_llama.checkpoint import LORA_TARGETS, Checkpoint, CheckpointError
 from emolive.export.emotion_llama.eva import load_eva
 from emolive.runtime.emotion_llama import spec
@@ -136,26 +137,6 @@ class AudioTower(nn.Module):
         return self.proj(self.hubert(x).last_hidden_state.mean(1))
 
 
-def merge_lora(llm, ckpt: Checkpoint) -> int:
-    """W += (alpha / r) · B @ A for q and v of every layer; returns how many."""
-    layers = llm.model.layers
-    if len(layers) != ckpt.sizes.lora_layers:
-        raise CheckpointError(
-            ckpt.path, f"LoRA for {ckpt.sizes.lora_layers} layers, the LLM has {len(layers)}"
-        )
-    with torch.no_grad():
-        for i, layer in enumerate(layers):
-            for target in LORA_TARGETS:
-                lin = layer.get_submodule(target)
-                delta = ckpt.lora_delta(i, target)
-                if tuple(delta.shape) != tuple(lin.weight.shape):
-                    raise CheckpointError(ckpt.path, f"LoRA of layer {i} {target}: B @ A is "
-                                          f"{tuple(delta.shape)}, the LLM's weight "
-                                          f"{tuple(lin.weight.shape)}")  # fmt: skip
-                lin.weight += torch.from_numpy(delta)
-    return len(layers) * len(LORA_TARGETS)
-
-
 @dataclass
 class EmotionLlama:
     vision: VisionTower
@@ -202,7 +183,7 @@ def build(ckpt: Checkpoint, vision_dir, audio_dir, llm_dir) -> EmotionLlama:
         if got != want:
             raise CheckpointError(ckpt.path, f"key {key!r} expects {got}; {what} gives {want}")
     mae.config.mask_ratio = 0.0
-    merge_lora(llm, ckpt)
+    merge_lora(llm, ckpt, LORA_TARGETS)
     notes = [f"{EVA_FILE}: {len(left_out)} key(s) not used ({left_out[:4]})"] if left_out else []
     pre = audio_dir / "preprocessor_config.json"
     normalize = json.loads(pre.read_text()).get("do_normalize", True) if pre.is_file() else True

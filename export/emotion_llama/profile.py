@@ -12,13 +12,13 @@ import numpy as np
 import onnx
 import torch
 
-from emolive.export.affectgpt.profile import TOLERANCE, ExportCheckError, _compare, _export
 from emolive.export.affectgpt.wheel import wheel_data
 from emolive.export.emotion_llama import model as elm
 from emolive.export.emotion_llama.checkpoint import read_checkpoint
 from emolive.export.llm.forms import decoder_weights
 from emolive.export.llm.graph import build_decoder
 from emolive.export.llm.source import decoder_shape, state_dict_numpy
+from emolive.export.onnx_check import TOLERANCE, GraphCheckError, export_checked
 from emolive.runtime.affectgpt.prompt import answer_tokenizer
 from emolive.runtime.emotion_llama import spec
 from emolive.runtime.emotion_llama.prompt import (
@@ -58,19 +58,9 @@ def _decoding(llm_dir: Path, tokenizer) -> dict:
     if tid is not None and tid not in eos:
         eos.append(tid)
     if not eos:
-        raise ExportCheckError(f"{llm_dir}: no eos id (generation_config.json or '</s>')")
+        raise GraphCheckError(f"{llm_dir}: no eos id (generation_config.json or '</s>')")
     return {"greedy": True, "max_new_tokens": MAX_NEW_TOKENS, "stop_ids": eos,
             "stop_strings": [spec.STOP_STRING]}  # fmt: skip
-
-
-def _graph(module, args, work: Path, name: str, inputs, outputs, axes, want_args) -> tuple:
-    path = _export(module, args, work / f"{name}.onnx", inputs, outputs, axes)
-    with torch.no_grad():
-        ref = module(*want_args)
-    ref = ref if isinstance(ref, tuple) else (ref,)
-    feeds = {k: a.numpy() for k, a in zip(inputs, want_args, strict=True)}
-    want = {o: r.numpy() for o, r in zip(outputs, ref, strict=True)}
-    return path, _compare(name, path, feeds, want), want
 
 
 def export_emotion_llama(writer, work: Path, log, checkpoint, vision, audio, llm) -> dict:
@@ -99,23 +89,24 @@ def export_emotion_llama(writer, work: Path, log, checkpoint, vision, audio, llm
 
     log("exporting the EVA vision graph ...")
     frame = torch.rand(1, 3, spec.IMAGE_SIZE, spec.IMAGE_SIZE) * 255
-    vpath, checks[spec.VISION], v = _graph(model.vision, (frame,), work, spec.VISION,
-                                           [spec.PIXELS], [spec.PATCHES, spec.CLS], None,
-                                           (frame,))  # fmt: skip
+    vpath, checks[spec.VISION], v = export_checked(
+        spec.VISION, model.vision, (frame,), work, [spec.PIXELS], [spec.PATCHES, spec.CLS]
+    )
     log("exporting the MAE face graph ...")
     crops = torch.rand(3, 3, spec.CROP_SIZE, spec.CROP_SIZE) * 255
-    fpath, checks[spec.FACE], f = _graph(model.face, (crops,), work, spec.FACE, [spec.PIXELS],
-                                         [spec.TOKEN], {spec.PIXELS: {0: "frames"}},
-                                         (crops[:2],))  # fmt: skip
+    fpath, checks[spec.FACE], f = export_checked(
+        spec.FACE, model.face, (crops,), work, [spec.PIXELS], [spec.TOKEN],
+        axes={spec.PIXELS: {0: "frames"}}, check_args=(crops[:2],))  # fmt: skip
     log("exporting the VideoMAE graph ...")
     clip = torch.rand(spec.VIDEO_FRAMES, 3, spec.CROP_SIZE, spec.CROP_SIZE) * 255
-    cpath, checks[spec.VIDEO], c = _graph(model.video, (clip,), work, spec.VIDEO, [spec.PIXELS],
-                                          [spec.TOKEN], None, (clip,))  # fmt: skip
+    cpath, checks[spec.VIDEO], c = export_checked(
+        spec.VIDEO, model.video, (clip,), work, [spec.PIXELS], [spec.TOKEN]
+    )
     log("exporting the HuBERT audio graph ...")
     wav = torch.randn(spec.SAMPLE_RATE * 2) * 0.1
-    apath, checks[spec.AUDIO], a = _graph(model.audio, (wav,), work, spec.AUDIO, [spec.SAMPLES],
-                                          [spec.TOKEN], {spec.SAMPLES: {0: "samples"}},
-                                          (wav[: spec.SAMPLE_RATE + 1234],))  # fmt: skip
+    apath, checks[spec.AUDIO], a = export_checked(
+        spec.AUDIO, model.audio, (wav,), work, [spec.SAMPLES], [spec.TOKEN],
+        axes={spec.SAMPLES: {0: "samples"}}, check_args=(wav[: spec.SAMPLE_RATE + 1234],))  # fmt: skip
 
     log("exporting the LLaMA decoder ...")
     shape = decoder_shape(model.llm.config, MAX_CONTEXT)
@@ -195,10 +186,10 @@ def check_generation(llm, graph: Path, emb, layout, tokenizer, pieces, visual, s
         ref = llm(inputs_embeds=embeds).logits[0, -1].numpy()
     err = float(np.max(np.abs(logits - ref)))
     if not err <= TOLERANCE * max(1.0, float(np.max(np.abs(ref)))):
-        raise ExportCheckError(f"{LLM_DECODER}: prompt logits differ from torch by {err:.3g}")
+        raise GraphCheckError(f"{LLM_DECODER}: prompt logits differ from torch by {err:.3g}")
     want = greedy(llm, embeds, steps, set(tokenizer.stop_ids))
     got = list(generate(session, tokenizer, logits, GenerationConfig(max_new_tokens=steps)).ids)
     if got != want:
-        raise ExportCheckError(f"{LLM_DECODER}: greedy tokens {got} differ from torch's {want}")
+        raise GraphCheckError(f"{LLM_DECODER}: greedy tokens {got} differ from torch's {want}")
     return {"prompt_logits_max_abs_diff": err, "greedy_tokens_identical": len(want),
             "prompt_tokens": sum(map(len, pieces)) + int(visual.shape[0])}  # fmt: skip
