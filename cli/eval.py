@@ -65,7 +65,15 @@ from emolive.cli.common import default_bundle, parse_labels
     is_flag=True,
     help="Skip the EMER metrics on items with reference clues (they run the LLM judge).",
 )
-def eval_command(data, reader, labels, modality, limit, out, bundle, precision, no_emer) -> None:
+@click.option(
+    "--no-item-text",
+    is_flag=True,
+    help="Leave each item's clues and explanation out of report.json (they quote the data; "
+    "for reports published where its licence forbids redistributing the text).",
+)
+def eval_command(
+    data, reader, labels, modality, limit, out, bundle, precision, no_emer, no_item_text
+) -> None:
     """Evaluate a bundle's readings on labelled data and write a report.
 
     Each item runs through the bundle's own stages (faces, voice, words, reasoning, fusion)
@@ -104,7 +112,7 @@ def eval_command(data, reader, labels, modality, limit, out, bundle, precision, 
         report = evaluate(dataset, config, progress)
     except (readers.DatasetError, BundleError, EvalError) as e:
         raise click.ClickException(str(e)) from e
-    files = write(report, out)
+    files = write(report, out, item_text=not no_item_text)
     for name, run in report["runs"].items():
         m = run["metrics"]
         click.echo(

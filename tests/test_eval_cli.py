@@ -47,6 +47,24 @@ def test_words_on_meld_dev_writes_the_report(llm_bundle, tmp_path):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.skipif(not MELD_DEV.is_file(), reason=f"no shared dev data at {MELD_DEV}")
+def test_no_item_text_keeps_the_datasets_words_out_of_the_report(llm_bundle, tmp_path):
+    import csv
+
+    with MELD_DEV.open(encoding="utf-8") as f:
+        first = next(csv.DictReader(f))["Utterance"]
+    out = tmp_path / "meld"
+    _eval("--data", MELD_DEV, "--modality", "words", "--limit", 3, "--bundle", llm_bundle,
+          "--no-item-text", "--out", out)  # fmt: skip
+    text = (out / "report.json").read_text(encoding="utf-8")
+    words = [w for w in first.split() if len(w) > 3]
+    assert words and not any(w in text for w in words), words
+    report = json.loads(text)
+    items = report["runs"]["bundle"]["items"]
+    assert [r["label"] for r in items][:2] == ["sad", "surprise"] and "item_text" in report
+    assert all("clues" not in r and r["scores"] for r in items if not r["abstained"])
+
+
 def test_emer_metrics_on_the_demo_manifest(llm_bundle, tmp_path):
     out = tmp_path / "demo"
     _eval("--data", ROOT / "tests" / "data" / "eval_demo.csv", "--labels", "mer",

@@ -199,9 +199,27 @@ def _emer_lines(emer: dict | None) -> list[str]:
     return out
 
 
-def write(report: dict, out: Path) -> list[Path]:
-    """Write the report's files into ``out``; the plots first (their names go in the JSON)."""
+TEXT_FIELDS = ("clues", "explanation")  # per item: they quote the dataset's own text
+
+
+def omit_item_text(report: dict) -> dict:
+    """Drop the per-item fields that quote the dataset (clues, explanation), keeping ids,
+    labels, scores and timing: for reports published where the data's licence does not
+    allow redistributing its text (MELD is GPL-3.0)."""
+    for run in report["runs"].values():
+        for item in run.get("items", []):
+            for key in TEXT_FIELDS:
+                item.pop(key, None)
+    report["item_text"] = f"omitted ({', '.join(TEXT_FIELDS)}): the dataset's text stays with it"
+    return report
+
+
+def write(report: dict, out: Path, item_text: bool = True) -> list[Path]:
+    """Write the report's files into ``out``; the plots first (their names go in the JSON).
+    ``item_text`` False: per-item clues and explanations are left out (``omit_item_text``)."""
     out.mkdir(parents=True, exist_ok=True)
+    if not item_text:
+        omit_item_text(report)
     written = []
     for name, run in report["runs"].items():
         title = f"{report['dataset']['name']} {report['modality']} {name}"
@@ -218,4 +236,4 @@ def write(report: dict, out: Path) -> list[Path]:
     return [out / "report.json", out / "report.md", *written]
 
 
-__all__ = ["ABSTAINED", "compression", "markdown", "write"]
+__all__ = ["ABSTAINED", "compression", "markdown", "omit_item_text", "write"]
