@@ -18,12 +18,13 @@ with a note that reaches the readings.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 
+from emolive.runtime import backends
 from emolive.runtime.bundle import Bundle, GraphVariant
 from emolive.runtime.cpu import CpuInfo, cpu_class_of, this_cpu
 
@@ -217,3 +218,35 @@ def _load_on_device(bundle, graph, variant, load, probe_run, device):
     last = fp32 or variant
     notes.append(f"{graph}: fell back to {last.precision} on the CPU")
     return load(last, "cpu"), last, "; ".join(notes)
+
+
+@dataclass
+class GatedGraph:
+    """A graph loaded through the gate: its runner, the variant that won, the notes for the
+    readings (a fallback, a CPU note) and the ``backend`` record of what ran it."""
+
+    runner: object
+    variant: GraphVariant
+    notes: list[str]
+    info: dict
+
+
+def load_graph(bundle: Bundle, name: str, runtime, **options) -> GatedGraph:
+    """Graph ``name`` of ``bundle`` on ``runtime``'s device, in the precision ``runtime`` names
+    for it (else the one the bundle prefers there), through the parity gate. ``options`` go to
+    ``backends.load`` (e.g. ``threads``)."""
+    variant = bundle.graph(name).variant(runtime.precision_for(name), runtime.device)
+
+    def load(v: GraphVariant, device: str):
+        rt = replace(runtime, device=device) if device != runtime.device else runtime
+        return backends.load(rt, v.path, v.precision, **options)
+
+    cpu = this_cpu() if runtime.device == "cpu" else None
+    runner, variant, note = load_checked(
+        bundle, name, variant, load, lambda g: g.run, cpu, device=runtime.device
+    )
+    notes = [n for n in (note, getattr(runner, "cpu_note", None)) if n]
+    info = dict(runner.info)
+    if note:
+        info["fallback"] = note
+    return GatedGraph(runner, variant, notes, info)

@@ -202,3 +202,36 @@ def test_vad_loads_through_the_backend_and_reports_it():
     info = vad.backend_info[VAD]
     assert info["route"] == "onnxruntime-cpu" and info["providers"] == ["CPUExecutionProvider"]
     assert 0.0 <= vad.score(np.zeros(FRAME, np.float32)) < 0.5
+
+
+def test_build_keeps_the_vad_in_fp32_because_its_state_drifts_in_fp16(tmp_path):
+    from click.testing import CliRunner
+
+    from emolive.cli.main import main
+    from emolive.export.bundle import BundleWriter
+    from emolive.export.device import to_fp16
+    from emolive.runtime.audio.vad import FRAME, SileroVad
+    from emolive.runtime.bundle import Bundle
+    from emolive.runtime.names import VAD
+    from tests.audio_speech import vad_path
+
+    # Why: over a stream the fp16 graph's state drifts from fp32's past the probe's bound.
+    fp16 = SileroVad(to_fp16(vad_path(), tmp_path / "vad.fp16.onnx"))
+    ref = SileroVad(vad_path())
+    t = np.arange(FRAME) / 16000
+    noise = np.random.default_rng(0).normal(0, 0.01, (10, FRAME))
+    frames = [*noise, *(0.3 * np.sin(2 * np.pi * 220 * t) for _ in range(10))]
+    drift = max(abs(fp16.score(x.astype(np.float32)) - ref.score(x.astype(np.float32)))
+                for x in frames)  # fmt: skip
+    assert drift > 0.02
+
+    writer = BundleWriter(tmp_path / "b", "lite")
+    writer.add_graph(VAD, {"fp32": vad_path()})
+    writer.write()
+    got = CliRunner().invoke(main, ["build", "--bundle", str(tmp_path / "b"), "--device", "cpu"])
+    assert got.exit_code == 0, got.output  # kept by design, not refused
+    assert "kept in fp32" in got.output
+    bundle = Bundle.open(tmp_path / "b")
+    assert sorted(bundle.graph(VAD).variants) == ["fp32"]
+    vad = SileroVad.from_bundle(bundle, runtime=RuntimeConfig())  # through the gate
+    assert vad.backend_info[VAD]["precision"] == "fp32" and vad.notes == []

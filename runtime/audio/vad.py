@@ -24,13 +24,17 @@ class SileroVad:
     """``score(frame)`` -> speech probability of one 512-sample frame, in stream order."""
 
     def __init__(
-        self, path: Path | str, threads: int = 1, runtime: RuntimeConfig | None = None
-    ) -> None:
+        self, path: Path | str, threads: int = 1, runtime: RuntimeConfig | None = None,
+        graph=None, notes: list[str] | None = None, info: dict | None = None,
+    ) -> None:  # fmt: skip
+        """``path``: the graph file, loaded fp32 on ``runtime`` (None: the CPU); or ``graph``:
+        a runner already loaded (``from_bundle``: the bundle's variant, through the gate)."""
         self.path = Path(path)
-        runtime = runtime or RuntimeConfig()
         # One thread: a call costs well under a millisecond; more threads only add overhead.
         # (The runtime's threads are for the big graphs; the VAD keeps its own.)
-        self.graph = backends.load(runtime, self.path, "fp32", threads=threads)
+        self.graph = graph or backends.load(
+            runtime or RuntimeConfig(), self.path, "fp32", threads=threads
+        )
         want = {names.VAD_INPUT, names.VAD_STATE, names.VAD_RATE}
         if set(self.graph.input_names) != want:
             raise ValueError(
@@ -38,14 +42,20 @@ class SileroVad:
                 f"expected {sorted(want)})"
             )
         self._sr = np.array(AUDIO_RATE, dtype=np.int64)
-        self.backend_info = {names.VAD: self.graph.info}
+        self.notes = list(notes or [])
+        self.backend_info = {names.VAD: info or self.graph.info}
         self.reset()
 
     @classmethod
     def from_bundle(
         cls, bundle, threads: int = 1, runtime: RuntimeConfig | None = None
     ) -> SileroVad:
-        return cls(bundle.graph(names.VAD).variant("fp32").path, threads=threads, runtime=runtime)
+        """The bundle's VAD on ``runtime``'s device: its device variant where it has one
+        (e.g. fp16 for CUDA), checked against the graph's probe there (the parity gate)."""
+        from emolive.runtime.parity import load_graph
+
+        gated = load_graph(bundle, names.VAD, runtime or RuntimeConfig(), threads=threads)
+        return cls(gated.variant.path, graph=gated.runner, notes=gated.notes, info=gated.info)
 
     def reset(self) -> None:
         """Start a new stream: zero state, silent context."""

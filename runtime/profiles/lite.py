@@ -37,6 +37,7 @@ def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
         audio = AudioStage.from_bundle(
             bundle, clock=ctx.clock, on_failure=ctx.on_failure, runtime=runtime
         )
+        notes += audio.vad.notes
         graphs.update(audio.backend_info)
     words = None
     if WORDS_ENCODER in bundle.graphs:

@@ -8,10 +8,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from emolive.runtime import backends
 from emolive.runtime.backends import RuntimeConfig
 from emolive.runtime.bundle import Bundle
-from emolive.runtime.cpu import this_cpu
 from emolive.runtime.media import Frame
 from emolive.runtime.names import (
     EXPRESSION,
@@ -20,7 +18,7 @@ from emolive.runtime.names import (
     FACE_LANDMARKS,
     FER_LABELS,
 )
-from emolive.runtime.parity import load_checked
+from emolive.runtime.parity import load_graph
 from emolive.runtime.readings import expression_event
 from emolive.runtime.sources.video import check_frame
 from emolive.runtime.vision.clues import measure, visual_clues
@@ -129,27 +127,12 @@ class FaceAnalyzer:
         self.notes: list[str] = []  # how graphs were loaded here (parity gate, int8 form)
         self.backend_info: dict[str, dict] = {}  # graph -> what ran it (+ fallback notes)
 
-        def load(variant, device: str):
-            return backends.load(
-                replace(runtime, device=device) if device != runtime.device else runtime,
-                variant.path, variant.precision,
-            )  # fmt: skip
-
-        cpu = this_cpu() if runtime.device == "cpu" else None
-
         def runner(name: str):
-            variant = bundle.graph(name).variant(runtime.precision_for(name), runtime.device)
-            graph, variant, note = load_checked(
-                bundle, name, variant, load, lambda g: g.run, cpu, device=runtime.device
-            )  # fmt: skip
-            cpu_note = getattr(graph, "cpu_note", None)
-            self.notes += [n for n in (note, cpu_note) if n]
-            self.precisions[name] = variant.precision
-            info = dict(graph.info)
-            if note:
-                info["fallback"] = note
-            self.backend_info[name] = info
-            return graph
+            gated = load_graph(bundle, name, runtime)
+            self.notes += gated.notes
+            self.precisions[name] = gated.variant.precision
+            self.backend_info[name] = gated.info
+            return gated.runner
 
         has_full = FACE_DETECTOR_FULL in bundle.graphs
         model = SHORT_RANGE if config.detector == SHORT_RANGE.name else FULL_RANGE

@@ -7,10 +7,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from emolive.runtime import backends
 from emolive.runtime.backends import RuntimeConfig
 from emolive.runtime.bundle import Bundle
-from emolive.runtime.cpu import this_cpu
 from emolive.runtime.names import (
     FER_LABELS,
     WORDS_EMBEDDING,
@@ -20,7 +18,7 @@ from emolive.runtime.names import (
     WORDS_MAX_TOKENS,
     WORDS_TOKENIZER,
 )
-from emolive.runtime.parity import load_checked
+from emolive.runtime.parity import load_graph
 from emolive.runtime.words.head import EmotionHead, load_card
 from emolive.runtime.words.labels import check_labels, routing_matrix
 from emolive.runtime.words.tokens import WordsTokenizer
@@ -87,20 +85,8 @@ class WordsReader:
         if runtime.threads is None:
             runtime = replace(runtime, threads=DEFAULT_THREADS)
         entry = bundle.graph(WORDS_ENCODER)
-        variant = entry.variant(runtime.precision_for(WORDS_ENCODER), runtime.device)
-
-        def load(v, device: str):
-            rt = replace(runtime, device=device) if device != runtime.device else runtime
-            return backends.load(rt, v.path, v.precision)
-
-        cpu = this_cpu() if runtime.device == "cpu" else None
-        graph, variant, note = load_checked(
-            bundle, WORDS_ENCODER, variant, load, lambda g: g.run, cpu, device=runtime.device
-        )
-        notes = [n for n in (note, getattr(graph, "cpu_note", None)) if n]
-        info = dict(graph.info)
-        if note:
-            info["fallback"] = note
+        gated = load_graph(bundle, WORDS_ENCODER, runtime)
+        graph, variant, notes, info = gated.runner, gated.variant, gated.notes, gated.info
         max_tokens = int(entry.attrs.get("max_tokens", WORDS_MAX_TOKENS))
         return cls(
             graph,
