@@ -43,8 +43,8 @@ class AffectGptModel:
     @classmethod
     def from_bundle(cls, bundle: Bundle, runtime: RuntimeConfig | None = None) -> AffectGptModel:
         runtime = runtime or RuntimeConfig()
-        config = _json(bundle, spec.CONFIG)
-        wheel = _json(bundle, spec.WHEEL).get("words", {})
+        config = bundle_json(bundle, spec.CONFIG)
+        wheel = bundle_json(bundle, spec.WHEEL).get("words", {})
         runners, info = {}, {}
         for name in (spec.VISION, spec.AUDIO, spec.FUSION, LLM_DECODER):
             variant = bundle.graph(name).variant(runtime.precision_for(name), runtime.device)
@@ -163,7 +163,9 @@ def present_perspectives(bundle: Bundle) -> tuple[str, ...]:
     return tuple(p for p in spec.PERSPECTIVES if spec.view_graph(p) in bundle.graphs)
 
 
-def _json(bundle: Bundle, key: str) -> dict:
+def bundle_json(bundle: Bundle, key: str) -> dict:
+    """The bundle's JSON file ``key`` (a manifest ``files`` entry), parsed; a BundleError
+    naming the file where it is not readable JSON."""
     path = bundle.file(key)
     try:
         return json.loads(path.read_text())

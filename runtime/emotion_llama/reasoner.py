@@ -13,7 +13,7 @@ import numpy as np
 from emolive.runtime import backends
 from emolive.runtime.affectgpt.answers import parse_answer
 from emolive.runtime.affectgpt.prompt import answer_tokenizer
-from emolive.runtime.affectgpt.reasoner import _json
+from emolive.runtime.affectgpt.reasoner import bundle_json
 from emolive.runtime.backends import RuntimeConfig
 from emolive.runtime.bundle import Bundle, BundleError
 from emolive.runtime.emotion_llama import spec
@@ -62,9 +62,9 @@ class EmotionLlamaModel:
         except (OSError, ValueError) as e:
             raise BundleError(table_path, f"not a readable .npy embedding table: {e}") from e
         decoder = runners.pop(LLM_DECODER)
-        config = _json(bundle, spec.CONFIG)
+        config = bundle_json(bundle, spec.CONFIG)
         return cls(
-            config, _json(bundle, spec.WHEEL).get("words", {}), runners,
+            config, bundle_json(bundle, spec.WHEEL).get("words", {}), runners,
             DecoderSession(decoder, table, layout, int(attrs.get("max_context", 2048))),
             answer_tokenizer(bundle.file(LLM_TOKENIZER), config["decoding"]["stop_ids"]),
             decoder.precision,

@@ -21,10 +21,37 @@ def has_speech(bundle: Bundle) -> bool:
     return VAD in bundle.graphs and all(f"{ASR_DIR}/{n}" in files for n in ASR_FILES)
 
 
+def audio_stage(bundle: Bundle, config, ctx: BuildContext, profile: str):
+    """(the audio stage, notes): SpeechAudio (VAD + Whisper write the subtitle) where the
+    bundle has the 'speech' stage, else AudioStore (samples only) and a note naming
+    ``profile`` that the subtitle is empty; (None, []) when the session has no audio."""
+    from emolive.runtime.affectgpt.media import AudioStore, SpeechAudio
+
+    if not ctx.audio:
+        return None, []
+    if has_speech(bundle):
+        speech = SpeechAudio.from_bundle(
+            bundle, clock=ctx.clock, on_failure=ctx.on_failure, runtime=config.runtime
+        )
+        return speech, []
+    note = f"{profile}: no ASR in this bundle, the subtitle is empty"
+    return AudioStore(on_failure=ctx.on_failure), [note]
+
+
+def backend_record(config, *parts) -> dict:
+    """The readings' ``backend`` record: the runtime, the device, and every graph the
+    ``parts`` (reasoner, face cropper, audio stage; None where absent) loaded."""
+    graphs = {}
+    for part in parts:
+        graphs.update(getattr(part, "backend_info", {}))
+    return {"runtime": RUNTIME_NAMES.get(config.runtime.backend, config.runtime.backend),
+            "device": config.runtime.device, "graphs": graphs}  # fmt: skip
+
+
 def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
     from emolive.runtime.affectgpt import spec
     from emolive.runtime.affectgpt.faces import FaceCropper
-    from emolive.runtime.affectgpt.media import AudioStore, FrameStore, SpeechAudio
+    from emolive.runtime.affectgpt.media import FrameStore
     from emolive.runtime.affectgpt.reasoner import (
         AffectGptModel,
         AffectGptReasoner,
@@ -44,22 +71,12 @@ def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
         reads = {spec.PERSPECTIVE_PIXELS[p] for p in (mode, *present_perspectives(bundle))}
         faces = FaceCropper.from_bundle(bundle, config.runtime) if "faces" in reads else None
         frames = FrameStore(faces=faces, frames="frames" in reads, on_failure=ctx.on_failure)
-    audio, notes = None, []
-    if ctx.audio and has_speech(bundle):
-        audio = SpeechAudio.from_bundle(
-            bundle, clock=ctx.clock, on_failure=ctx.on_failure, runtime=config.runtime
-        )
-    elif ctx.audio:
-        audio = AudioStore(on_failure=ctx.on_failure)
-        notes.append("affectgpt: no ASR in this bundle, the subtitle is empty")
+    audio, notes = audio_stage(bundle, config, ctx, "affectgpt")
     reasoner = ctx.reasoner
     if reasoner is None and config.reason:
         model = AffectGptModel.from_bundle(bundle, config.runtime)
         reasoner = AffectGptReasoner(model, frames, audio)
-    graphs = dict(getattr(reasoner, "backend_info", {}))
-    graphs.update(getattr(audio, "backend_info", {}))
-    backend = {"runtime": RUNTIME_NAMES.get(config.runtime.backend, config.runtime.backend),
-               "device": config.runtime.device, "graphs": graphs}  # fmt: skip
+    backend = backend_record(config, reasoner, audio)
     reasoning = ReasoningStage(reasoner, labels=config.labels, backend=backend,
                                on_failure=ctx.on_failure)  # fmt: skip
     return Pipeline(frames, audio, reasoning, notes, backend)

@@ -9,17 +9,17 @@ from __future__ import annotations
 from emolive.runtime.bundle import Bundle
 from emolive.runtime.names import FACE_DETECTOR_FULL
 from emolive.runtime.profiles import BuildContext, Pipeline
-from emolive.runtime.profiles.affectgpt import RUNTIME_NAMES, has_speech
+from emolive.runtime.profiles.affectgpt import audio_stage, backend_record
 
 
 def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
     from emolive.runtime.affectgpt.faces import FaceCropper
-    from emolive.runtime.affectgpt.media import AudioStore, FrameStore, SpeechAudio
+    from emolive.runtime.affectgpt.media import FrameStore
     from emolive.runtime.emotion_llama import spec
     from emolive.runtime.emotion_llama.reasoner import EmotionLlamaModel, EmotionLlamaReasoner
     from emolive.runtime.reasoning.stage import ReasoningStage
 
-    frames, audio, notes = None, None, []
+    frames, notes = None, []
     if ctx.video:
         faces = None
         if FACE_DETECTOR_FULL in bundle.graphs:
@@ -27,22 +27,13 @@ def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
         else:
             notes.append("emotion_llama: no face detector in this bundle, MAE reads whole frames")
         frames = FrameStore(size=spec.IMAGE_SIZE, faces=faces, on_failure=ctx.on_failure)
-    if ctx.audio and has_speech(bundle):
-        audio = SpeechAudio.from_bundle(
-            bundle, clock=ctx.clock, on_failure=ctx.on_failure, runtime=config.runtime
-        )
-    elif ctx.audio:
-        audio = AudioStore(on_failure=ctx.on_failure)
-        notes.append("emotion_llama: no ASR in this bundle, the subtitle is empty")
+    audio, audio_notes = audio_stage(bundle, config, ctx, "emotion_llama")
+    notes += audio_notes
     reasoner = ctx.reasoner
     if reasoner is None and config.reason:
         reasoner = EmotionLlamaReasoner(EmotionLlamaModel.from_bundle(bundle, config.runtime),
                                         frames, audio)  # fmt: skip
-    backend = {"runtime": RUNTIME_NAMES.get(config.runtime.backend, config.runtime.backend),
-               "device": config.runtime.device,
-               "graphs": {**getattr(reasoner, "backend_info", {}),
-                          **getattr(frames and frames.faces, "backend_info", {}),
-                          **getattr(audio, "backend_info", {})}}  # fmt: skip
+    backend = backend_record(config, reasoner, frames and frames.faces, audio)
     reasoning = ReasoningStage(reasoner, labels=config.labels, backend=backend,
                                on_failure=ctx.on_failure)  # fmt: skip
     return Pipeline(frames, audio, reasoning, notes, backend)
