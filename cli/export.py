@@ -36,8 +36,12 @@ from emolive.cli.common import default_bundle
 @click.option("--llm", type=click.Path(path_type=Path), default=None,
               help="affectgpt: the Qwen2 folder; emotion_llama: the LLaMA-2 chat folder "
                    "(Hugging Face layout).")  # fmt: skip
+@click.option("--mode", type=click.Choice(["face", "frame"]), default=None,
+              help="affectgpt: the visual input, face crops or whole frames (default: as the "
+                   "checkpoint's saved config says; one that contradicts it is followed with "
+                   "a warning).")  # fmt: skip
 def export(
-    out: Path | None, profile: str, stages: tuple[str, ...], checkpoint, vision, audio, llm
+    out: Path | None, profile: str, stages: tuple[str, ...], checkpoint, vision, audio, llm, mode
 ) -> None:
     """Export every stage's model to ONNX, check each graph against its reference, write a bundle.
 
@@ -50,10 +54,11 @@ def export(
       emo-live export --out /tmp/b --stage vision
       emo-live export --profile affectgpt --checkpoint ckpt.pth --vision clip-vit-large-patch14
         --audio chinese-hubert-large --llm Qwen2.5-7B-Instruct --out bundles/affectgpt
+        [--mode face]
       emo-live export --profile emotion_llama --checkpoint Emotion_LLaMA.pth --vision vision
         --audio chinese-hubert-large --llm Llama-2-7b-chat-hf --out bundles/emotion_llama
     """
-    from emolive.export.profiles import PROFILES, export_profile, profile_module, stages_of
+    from emolive.export.profiles import PROFILES, export_profile, options_of, stages_of
 
     if profile not in PROFILES:
         raise click.BadParameter(
@@ -66,15 +71,15 @@ def export(
             f"{profile} has no stage(s) {unknown}; choose from {', '.join(table)}",
             param_hint="--stage",
         )
-    given = {"checkpoint": checkpoint, "vision": vision, "audio": audio, "llm": llm}
-    declared = tuple(getattr(profile_module(profile), "OPTIONS", ()))
+    given = {"checkpoint": checkpoint, "vision": vision, "audio": audio, "llm": llm, "mode": mode}
+    required, optional = options_of(profile)
     for name, value in given.items():
-        if value is not None and name not in declared:
+        if value is not None and name not in (*required, *optional):
             raise click.BadParameter(f"only for a profile that takes it, not {profile}",
                                      param_hint=f"--{name}")  # fmt: skip
-        if value is None and name in declared:
+        if value is None and name in required:
             raise click.BadParameter(f"--profile {profile} needs it", param_hint=f"--{name}")
-    options = {k: v for k, v in given.items() if k in declared}
+    options = {k: v for k, v in given.items() if k in required or k in optional}
     names = list(stages) or list(table)
     out = out or default_bundle()
     with click.progressbar(

@@ -4,6 +4,11 @@ A profile module declares ``PROFILE`` (the name its bundles' manifests carry, wh
 runtime builder in ``runtime/profiles/``) and ``STAGES``: stage -> (module, function), each
 function taking (writer, work folder, log) and returning that stage's checks. Adding a
 profile is one module and one line in ``PROFILES``.
+
+A profile that takes options (``emo-live export --checkpoint ...``) declares them: ``OPTIONS``,
+the names every export must give, and ``OPTIONAL_OPTIONS``, name -> the value used when one is
+not given (None: the stage decides, e.g. affectgpt's ``mode`` from the checkpoint). Every
+stage function receives them all as keyword arguments; any other name is refused.
 """
 
 from __future__ import annotations
@@ -35,6 +40,29 @@ def stages_of(profile: str) -> dict[str, tuple[str, str]]:
     return dict(profile_module(profile).STAGES)
 
 
+def options_of(profile: str) -> tuple[tuple[str, ...], dict]:
+    """(the options ``profile`` requires, its optional ones with their defaults)."""
+    module = profile_module(profile)
+    return tuple(getattr(module, "OPTIONS", ())), dict(getattr(module, "OPTIONAL_OPTIONS", {}))
+
+
+def resolve_options(profile: str, options: dict | None) -> dict:
+    """``options`` checked against what ``profile`` declares (a ValueError naming unknown or
+    missing ones; None counts as not given), with the optional ones' defaults filled in."""
+    required, optional = options_of(profile)
+    options = dict(options or {})
+    extra = sorted(set(options) - set(required) - set(optional))
+    if extra:
+        raise ValueError(f"profile {profile!r} takes no option(s) {extra}")
+    absent = [o for o in required if options.get(o) is None]
+    if absent:
+        raise ValueError(f"profile {profile!r} needs option(s) {absent}")
+    for name, default in optional.items():
+        if options.get(name) is None:
+            options[name] = default
+    return options
+
+
 def export_profile(
     profile: str,
     out: Path | str,
@@ -46,16 +74,10 @@ def export_profile(
     """Export ``profile``'s ``stages`` (default: all) into the bundle folder ``out``, which
     is replaced whole only once every stage's checks passed; returns the checks.
     ``options``: keyword arguments for every stage function, for profiles that declare them
-    (``OPTIONS``, e.g. affectgpt's checkpoint and model folders); others take none."""
+    (``OPTIONS``, ``OPTIONAL_OPTIONS``: e.g. affectgpt's checkpoint and model folders, and
+    its mode); others take none."""
     module = profile_module(profile)
-    options = dict(options or {})
-    declared = tuple(getattr(module, "OPTIONS", ()))
-    extra = sorted(set(options) - set(declared))
-    if extra:
-        raise ValueError(f"profile {profile!r} takes no option(s) {extra}")
-    absent = [o for o in declared if options.get(o) is None]
-    if absent:
-        raise ValueError(f"profile {profile!r} needs option(s) {absent}")
+    options = resolve_options(profile, options)
     table = dict(module.STAGES)
     stages = list(stages or table)
     unknown = [s for s in stages if s not in table]

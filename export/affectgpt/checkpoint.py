@@ -183,6 +183,35 @@ def checkpoint_mode(ckpt: Checkpoint) -> tuple[str | None, str]:
     return modes[key], f"{key} = {dict(found)[key]!r}"
 
 
+MODE_INPUTS = {"face": "face crops", "frame": "whole frames"}
+
+
+def choose_mode(ckpt: Checkpoint, asked: str | None) -> tuple[str, str, str | None]:
+    """(mode, why, warning or None): the visual input to export the model for. ``asked``:
+    ``--mode`` (None: the saved config decides; "frame" where it names none). An asked mode
+    is followed even where the saved config says otherwise (its owner may know the config
+    is wrong), with a warning: the weights were trained on the other input. A config that
+    disagrees with itself is refused unless a mode is asked."""
+    try:
+        saved, why = checkpoint_mode(ckpt)
+    except CheckpointError as e:
+        if asked is None:
+            raise
+        return asked, f"--mode {asked}", f"--mode {asked} decides, since {e}"
+    if asked is None:
+        return (saved, why, None) if saved else ("frame", f"{why}: the raw-frame model", None)
+    if saved in (None, asked):
+        return asked, f"--mode {asked}; {why}", None
+    return (
+        asked,
+        f"--mode {asked}, against {why}",
+        (
+            f"--mode {asked} contradicts its saved config ({why}): exported as the {asked} model, "
+            f"reading {MODE_INPUTS[asked]}, though its weights were trained on {MODE_INPUTS[saved]}"
+        ),
+    )
+
+
 def _sizes(path: Path, w: dict, lora: dict, layers: int) -> Sizes:
     def shape(name: str) -> tuple[int, ...]:
         return tuple(w[f"{name}.weight"].shape)

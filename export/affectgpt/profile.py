@@ -14,7 +14,7 @@ import onnx
 import torch
 
 from emolive.export.affectgpt import model as agm
-from emolive.export.affectgpt.checkpoint import LORA_ALPHA, checkpoint_mode, read_checkpoint
+from emolive.export.affectgpt.checkpoint import LORA_ALPHA, choose_mode, read_checkpoint
 from emolive.export.affectgpt.decoder import qwen2_decoder
 from emolive.export.affectgpt.wheel import wheel_data
 from emolive.export.onnx_check import TOLERANCE, GraphCheckError, compare_outputs, export_checked
@@ -31,8 +31,10 @@ STAGES = {
     "faces": ("emolive.export.affectgpt.stages", "add_face_detector"),
     "speech": ("emolive.export.affectgpt.stages", "add_speech"),
 }
-# Options the stage takes (emo-live export --checkpoint/--vision/--audio/--llm); required.
+# Options every stage takes (emo-live export --checkpoint/--vision/--audio/--llm): required;
+# --mode: optional, None lets the checkpoint's saved config decide (choose_mode).
 OPTIONS = ("checkpoint", "vision", "audio", "llm")
+OPTIONAL_OPTIONS = {"mode": None}
 MAX_NEW_TOKENS = 1200  # AffectGPT's max_new_tokens
 MAX_CONTEXT = 2048  # KV slots the runtime allocates: the prompt (~150) + the answer
 
@@ -86,11 +88,12 @@ def export_affectgpt(
 ) -> dict:
     """Write the affectgpt graphs and files into ``writer``; returns the checks. ``mode``:
     "face" (OpenFace crops) or "frame" (raw frames); None: as the checkpoint's saved training
-    config says (``face_or_frame``), "frame" where it says nothing."""
+    config says (``face_or_frame``), "frame" where it says nothing. A mode that contradicts
+    the saved config is followed, with a logged warning kept in the checks (choose_mode)."""
     from tokenizers import Tokenizer
 
     if mode not in (None, "frame", "face"):
-        raise ValueError(f"mode must be 'frame' or 'face', got {mode!r}")
+        raise ValueError(f"option 'mode' must be 'frame' or 'face', got {mode!r}")
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     llm_dir = Path(llm)
@@ -102,20 +105,18 @@ def export_affectgpt(
         log(
             f"{checkpoint}: {len(ckpt.unexpected)} unexpected key(s) ignored: {ckpt.unexpected[:8]}"
         )
-    if mode is None:
-        mode, why = checkpoint_mode(ckpt)
-        if mode is None:
-            mode = "frame"
-            log(f"{checkpoint}: {why}; exported as the raw-frame model")
-        else:
-            log(f"{checkpoint}: the {mode} model ({why})")
+    mode, why, warning = choose_mode(ckpt, mode)
+    if warning:
+        log(f"warning: {checkpoint}: {warning}")
+    log(f"{checkpoint}: the {mode} model ({why})")
     model = agm.build(ckpt, vision, audio, llm_dir, mode)
     torch.manual_seed(0)
     checks: dict = {"checkpoint": {"file": Path(checkpoint).name, "epoch": ckpt.epoch,
                                    "unexpected_keys": ckpt.unexpected,
                                    "lora_rank": ckpt.sizes.lora_rank,
                                    "lora_scale": LORA_ALPHA / ckpt.sizes.lora_rank,
-                                   "mode": mode}}  # fmt: skip
+                                   "mode": mode, "mode_from": why,
+                                   **({"mode_warning": warning} if warning else {})}}  # fmt: skip
 
     log("exporting the vision graph ...")
     extras = tuple(model.views)
