@@ -8,11 +8,7 @@ runs the bundle from a video file with audio."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import wave
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -23,6 +19,9 @@ from emolive.runtime.affectgpt.media import clips_of, frame_indices
 from emolive.runtime.llm.generate import GenerationConfig, pick_token
 from emolive.runtime.names import FER_LABELS, LLM_DECODER
 from tests.test_affectgpt_tiny import build_folders, checkpoint_state, write_checkpoint
+from tests.tiny_media import clip_with_audio, read_file
+
+_clip_with_audio = clip_with_audio  # the name tests/test_affectgpt_precision.py imports
 
 
 @pytest.fixture(scope="module")
@@ -140,45 +139,12 @@ def test_every_graph_matches_torch_and_greedy_generation_is_identical(bundle, re
 
 
 # -- the live session -----------------------------------------------------------------------
-def _clip_with_audio(path: Path, seconds: float = 3.0) -> Path:
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        pytest.skip("needs ffmpeg")
-    silent = path.with_suffix(".avi")
-    writer = cv2.VideoWriter(str(silent), cv2.VideoWriter_fourcc(*"MJPG"), 15, (160, 120))
-    for i in range(int(seconds * 15)):
-        img = np.full((120, 160, 3), (i * 5) % 255, np.uint8)
-        cv2.circle(img, (20 + 3 * i, 60), 15, (0, 0, 255), -1)
-        writer.write(img)
-    writer.release()
-    wav = path.with_suffix(".wav")
-    t = np.arange(int(16000 * seconds)) / 16000
-    x = (0.3 * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16)
-    with wave.open(str(wav), "wb") as w:
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000), w.writeframes(x.tobytes())
-    subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-i", str(silent), "-i", str(wav),
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
-                    str(path)], check=True)  # fmt: skip
-    return path
-
-
 @pytest.mark.slow
 def test_a_live_session_runs_the_bundle_from_a_video_with_audio(bundle, tmp_path):
-    from emolive.runtime.readings import validate
-    from emolive.runtime.session import Session, SessionConfig
-
-    clip = _clip_with_audio(tmp_path / "clip.mp4")
-    config = SessionConfig(
-        bundle=bundle[0], source=str(clip), every_s=1.0, labels=FER_LABELS, realtime=False
-    )
-    with Session(config) as session:
-        events = list(session)
-    readings = [e for e in events if e["type"] == "reading"]
-    for e in events:
-        validate(e)
+    events, readings, stats = read_file(bundle[0], clip_with_audio(tmp_path / "clip.mp4"), 1.0)
     # Read as a file, no window is merged however slow generation is: one a second.
     assert len(readings) >= 2, [e["type"] for e in events]
-    assert session.stats()["readings_merged"] == 0
+    assert stats["readings_merged"] == 0
     for r in readings:
         assert set(r["backend"]["graphs"]) == {spec.VISION, spec.AUDIO, spec.FUSION, LLM_DECODER}
         assert r["latency_ms"]["llm_answer"] > 0 and r["latency_ms"]["encoders"] > 0
@@ -188,7 +154,7 @@ def test_a_live_session_runs_the_bundle_from_a_video_with_audio(bundle, tmp_path
     for r in readings:
         named = r["emotion"] is not None
         assert named or any("names no emotion" in n for n in r["notes"]), r
-    assert session.stats()["frames_analysed"] == 45
+    assert stats["frames_analysed"] == 45
 
 
 # -- bad inputs ------------------------------------------------------------------------------
@@ -233,6 +199,58 @@ def test_the_cli_names_a_missing_or_foreign_option(tmp_path):
     assert res.exit_code == 2 and "--checkpoint" in res.output and "not lite" in res.output
 
 
+def test_mode_is_an_optional_option_of_affectgpt_only(tiny, tmp_path):
+    from click.testing import CliRunner
+
+    from emolive.cli.export import export
+    from emolive.export.profiles import export_profile, resolve_options
+
+    root, f, ckpt = tiny
+    given = {"checkpoint": ckpt, **f}
+    assert resolve_options("affectgpt", given)["mode"] is None  # the checkpoint decides
+    assert resolve_options("affectgpt", {**given, "mode": "face"})["mode"] == "face"
+    assert resolve_options("lite", None) == {}  # lite takes none, as before
+    with pytest.raises(ValueError, match=r"'lite' takes no option\(s\) \['mode'\]"):
+        export_profile("lite", tmp_path / "b", log=lambda m: None, options={"mode": "face"})
+    with pytest.raises(ValueError, match=r"'affectgpt' needs option\(s\) \['llm'\]"):
+        resolve_options("affectgpt", {"checkpoint": ckpt, "vision": 1, "audio": 1, "mode": "face"})
+    args = ["--out", str(tmp_path / "b"), "--checkpoint", str(ckpt), "--vision", str(f["vision"]),
+            "--audio", str(f["audio"]), "--llm", str(f["llm"])]  # fmt: skip
+    res = CliRunner().invoke(export, ["--profile", "emotion_llama", *args, "--mode", "face"])
+    assert res.exit_code == 2 and "--mode" in res.output and "not emotion_llama" in res.output
+    res = CliRunner().invoke(export, ["--profile", "affectgpt", *args, "--mode", "faces"])
+    assert res.exit_code == 2 and "'faces' is not one of 'face', 'frame'" in res.output
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_a_mode_against_the_saved_config_is_followed_with_a_warning(tiny, tmp_path):
+    """`--mode frame` on a face-model checkpoint: the frame model is exported (whole frames,
+    RGB), the log warns, and the bundle's checks keep the warning."""
+    import json
+
+    from click.testing import CliRunner
+
+    from emolive.cli.export import export
+    from emolive.runtime.bundle import Bundle
+    from tests.test_affectgpt_tiny import FACE_CONFIG
+
+    root, f, _ = tiny
+    ckpt = write_checkpoint(tmp_path / "face.pth", config=FACE_CONFIG)
+    res = CliRunner().invoke(export, [
+        "--profile", "affectgpt", "--out", str(tmp_path / "b"), "--stage", "model",
+        "--checkpoint", str(ckpt), "--vision", str(f["vision"]), "--audio", str(f["audio"]),
+        "--llm", str(f["llm"]), "--mode", "frame"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "warning: " in res.output and "--mode frame contradicts its saved config" in res.output
+    b = Bundle.open(tmp_path / "b")
+    assert b.graph(spec.VISION).attrs["mode"] == "frame"
+    assert json.loads(b.file(spec.CONFIG).read_text())["mode"] == "frame"
+    record = b.manifest["checks"]["model"]["checkpoint"]
+    assert record["mode"] == "frame" and "face crops" in record["mode_warning"]
+    assert "datasets.mercaptionplus.face_or_frame" in record["mode_from"]
+
+
 @pytest.mark.slow
 def test_eval_runs_on_the_bundle(bundle, tmp_path):
     """`emo-live eval` measures an affectgpt bundle's readings like a lite one's: the clip
@@ -243,7 +261,7 @@ def test_eval_runs_on_the_bundle(bundle, tmp_path):
 
     from emolive.cli.main import main
 
-    clip = _clip_with_audio(tmp_path / "clip.mp4")
+    clip = clip_with_audio(tmp_path / "clip.mp4")
     manifest = tmp_path / "clips.csv"
     manifest.write_text(f"path,label\n{clip},happy\n", encoding="utf-8")
     out = tmp_path / "report"

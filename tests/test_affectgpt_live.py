@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import wave
 from pathlib import Path
 
 import cv2
@@ -21,11 +19,10 @@ import pytest
 
 from emolive.runtime.affectgpt import spec
 from emolive.runtime.names import FACE_DETECTOR_FULL, FER_LABELS, LLM_DECODER, VAD
-from tests.audio_speech import speak
 from tests.test_affectgpt_tiny import FACE_CONFIG, build_folders, write_checkpoint
+from tests.tiny_media import face_clip, read_file
 
 pytestmark = pytest.mark.slow
-SENTENCE = "I am so happy today, this is wonderful."
 
 
 @pytest.fixture(scope="module")
@@ -38,36 +35,6 @@ def face_bundle(tmp_path_factory) -> Path:
     export_profile("affectgpt", root / "bundle", log=lambda m: None, options={
         "checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]})  # fmt: skip
     return root / "bundle"
-
-
-def _face_clip(path: Path, face: np.ndarray, seconds: float = 4.0, fps: int = 10) -> Path:
-    """A face for the first half (moving a little), an empty room for the second; speech at
-    the start."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        pytest.skip("needs ffmpeg")
-    silent = path.with_suffix(".avi")
-    h, w = 240, 320
-    small = cv2.resize(face, (200, 200))
-    writer = cv2.VideoWriter(str(silent), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    for i in range(int(seconds * fps)):
-        img = np.full((h, w, 3), 90, np.uint8)
-        if i < seconds * fps / 2:
-            x = 40 + 2 * i
-            img[20:220, x : x + 200] = small
-        writer.write(img)
-    writer.release()
-    voice = speak(SENTENCE)
-    x = np.zeros(int(16000 * seconds), np.float32)
-    x[4000 : 4000 + len(voice)] = voice[: len(x) - 4000]
-    wav = path.with_suffix(".wav")
-    with wave.open(str(wav), "wb") as out:
-        out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
-        out.writeframes((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes())
-    subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-i", str(silent), "-i", str(wav),
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
-                    str(path)], check=True)  # fmt: skip
-    return path
 
 
 def test_the_face_bundle_carries_the_detector_and_the_speech_models(face_bundle):
@@ -111,8 +78,6 @@ def test_face_crops_are_level_bgr_and_centred(face_bundle, media_bgr):
 def test_a_live_session_reads_faces_with_the_spoken_subtitle(face_bundle, media_bgr, tmp_path,
                                                              monkeypatch):  # fmt: skip
     from emolive.runtime.affectgpt.reasoner import AffectGptModel
-    from emolive.runtime.readings import validate
-    from emolive.runtime.session import Session, SessionConfig
 
     subtitles: list[str] = []
     prompt_ids = AffectGptModel.prompt_ids
@@ -122,16 +87,8 @@ def test_a_live_session_reads_faces_with_the_spoken_subtitle(face_bundle, media_
         return prompt_ids(self, subtitle, *args)
 
     monkeypatch.setattr(AffectGptModel, "prompt_ids", recording)
-    clip = _face_clip(tmp_path / "face.mp4", media_bgr("single_face.jpg"))
-    config = SessionConfig(
-        bundle=face_bundle, source=str(clip), every_s=1.0, labels=FER_LABELS, realtime=False
-    )
-    with Session(config) as session:
-        events = list(session)
-    for e in events:
-        validate(e)
-    readings = [e for e in events if e["type"] == "reading"]
-    stats = session.stats()
+    clip = face_clip(tmp_path / "face.mp4", media_bgr("single_face.jpg"))
+    _, readings, stats = read_file(face_bundle, clip, 1.0)
     assert stats["frames_with_faces"] >= 15 and stats["frames_with_faces"] <= 25, stats
     # The speech was transcribed into the prompt's subtitle.
     assert any("happy" in s.lower() for s in subtitles), subtitles

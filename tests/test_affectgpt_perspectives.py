@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from emolive.runtime.affectgpt import spec
-from emolive.runtime.names import FACE_DETECTOR_FULL, FER_LABELS
-from tests.test_affectgpt_live import _face_clip
+from emolive.runtime.names import FACE_DETECTOR_FULL
 from tests.test_affectgpt_tiny import (
     CLIP_DIM,
     HIDDEN,
@@ -23,6 +22,7 @@ from tests.test_affectgpt_tiny import (
     checkpoint_state,
     write_checkpoint,
 )
+from tests.tiny_media import face_clip, read_file
 
 pytestmark = pytest.mark.slow
 EXTRAS = ("face", "temporal")
@@ -119,10 +119,8 @@ def test_each_perspective_matches_torch_and_greedy_generation_is_identical(bundl
 def test_a_live_session_runs_the_bundle_and_a_subset_of_it(bundle, media_bgr, tmp_path):
     from emolive.runtime.affectgpt.reasoner import AffectGptModel
     from emolive.runtime.bundle import Bundle
-    from emolive.runtime.readings import validate
-    from emolive.runtime.session import Session, SessionConfig
 
-    clip = _face_clip(tmp_path / "face.mp4", media_bgr("single_face.jpg"), seconds=2.0)
+    clip = face_clip(tmp_path / "face.mp4", media_bgr("single_face.jpg"), seconds=2.0)
     subset = _subset(bundle, tmp_path / "subset", ("face",))
     plain = _subset(bundle, tmp_path / "plain", EXTRAS)
     sub = AffectGptModel.from_bundle(Bundle.open(subset))
@@ -134,12 +132,7 @@ def test_a_live_session_runs_the_bundle_and_a_subset_of_it(bundle, media_bgr, tm
     own = spec.template("frame").format(subtitle="", question=spec.QUESTIONS["reason"])
     assert bare.prompt_ids("") == bare.tokenizer.encode(own)  # AffectGPT's own prompt
     for root, graphs in ((bundle, EXTRAS), (subset, ("temporal",))):
-        config = SessionConfig(bundle=root, source=str(clip), every_s=1.0, labels=FER_LABELS,
-                               realtime=False)  # fmt: skip
-        with Session(config) as session:
-            events = list(session)
-        for e in events:
-            validate(e)
+        events, _, _ = read_file(root, clip, 1.0)
         read = [e for e in events if e["type"] == "reading" and "llm_answer" in e["latency_ms"]]
         assert read, [e.get("abstained") for e in events if e["type"] == "reading"]
         for r in read:

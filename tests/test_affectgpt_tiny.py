@@ -5,9 +5,7 @@ errors, each naming its key or file. The builders serve tests/test_affectgpt_exp
 from __future__ import annotations
 
 import json
-import threading
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from emolive.export.affectgpt.checkpoint import (
     lora_key,
     read_checkpoint,
 )
+from tests.tiny_checkpoint import write_training_checkpoint
 
 TEXT = [
     "The audio and video merged info is happy sad angry calm worried surprised.",
@@ -112,39 +111,15 @@ def checkpoint_state(seed: int = 0, layers: int = LLM_LAYERS, hidden: int = HIDD
     return state
 
 
-# The real checkpoints are saved from the GPU: their storages are tagged "cuda:0". A tagger
-# registered with torch.serialization (its public API for storage locations) tags ours the
-# same way while ``saved_from_cuda`` is set, so the files load here only as the real ones do,
-# with map_location="cpu". Registered once; it answers None (other taggers decide) otherwise.
-_FROM_CUDA = threading.local()
-
-
-def _cuda_tag(storage) -> str | None:
-    return "cuda:0" if getattr(_FROM_CUDA, "on", False) else None
-
-
-torch.serialization.register_package(-100, _cuda_tag, lambda storage, location: None)
-
-
-@contextmanager
-def saved_from_cuda():
-    _FROM_CUDA.on = True
-    try:
-        yield
-    finally:
-        _FROM_CUDA.on = False
-
-
 FACE_CONFIG = {"datasets": {"mercaptionplus": {"face_or_frame": "multiface_audio_face_text"}}}
 
 
 def write_checkpoint(path: Path, state: dict | None = None, **extra) -> Path:
     """``torch.save`` of AffectGPT's checkpoint dict, storages tagged cuda:0."""
-    blob = {"model": checkpoint_state() if state is None else state, "optimizer": {},
-            "config": {"run": "tiny"}, "scaler": None, "epoch": 3, **extra}  # fmt: skip
-    with saved_from_cuda():
-        torch.save(blob, path)
-    return path
+    state = checkpoint_state() if state is None else state
+    return write_training_checkpoint(
+        path, state, **{"config": {"run": "tiny"}, "epoch": 3, **extra}
+    )
 
 
 # -- the checkpoint's errors ------------------------------------------------------------------
@@ -178,6 +153,27 @@ def test_the_model_kind_comes_from_the_saved_config(tmp_path):
         checkpoint_mode(read_checkpoint(write_checkpoint(tmp_path / "m.pth", config=mixed)))
 
 
+def test_an_asked_mode_is_followed_and_one_against_the_config_warns(tmp_path):
+    from emolive.export.affectgpt.checkpoint import choose_mode
+
+    face = read_checkpoint(write_checkpoint(tmp_path / "f.pth", config=FACE_CONFIG))
+    plain = read_checkpoint(write_checkpoint(tmp_path / "n.pth"))
+    assert choose_mode(face, None)[::2] == ("face", None)
+    assert choose_mode(plain, None)[::2] == ("frame", None)  # the config names none
+    assert choose_mode(face, "face")[::2] == ("face", None)
+    assert choose_mode(plain, "face")[::2] == ("face", None)
+    mode, why, warning = choose_mode(face, "frame")
+    assert mode == "frame" and "against config.datasets.mercaptionplus.face_or_frame" in why
+    assert "trained on face crops" in warning and "reading whole frames" in warning
+    mixed = {"datasets": {"a": {"face_or_frame": "multiface_x"},
+                          "b": {"face_or_frame": "multiframe_y"}}}  # fmt: skip
+    both = read_checkpoint(write_checkpoint(tmp_path / "m.pth", config=mixed))
+    with pytest.raises(CheckpointError, match="disagrees on face_or_frame"):
+        choose_mode(both, None)
+    mode, _, warning = choose_mode(both, "face")  # the flag settles what the config cannot
+    assert mode == "face" and "disagrees on face_or_frame" in warning
+
+
 def test_a_good_checkpoint_reads_with_sizes_from_the_weights(tmp_path):
     ck = read_checkpoint(write_checkpoint(tmp_path / "c.pth"), llm_layers=LLM_LAYERS)
     s = ck.sizes
@@ -208,19 +204,11 @@ def test_a_missing_projector_or_fusion_key_is_named(tmp_path, drop):
         read_checkpoint(write_checkpoint(tmp_path / "c.pth", state))
 
 
-def test_missing_lora_keys_are_named(tmp_path):
-    state = checkpoint_state()
-    key = lora_key(1, "self_attn.v_proj", "B")
-    del state[key]
-    with pytest.raises(CheckpointError, match=rf"missing 1 LoRA key\(s\), first \['{key}'\]"):
-        read_checkpoint(write_checkpoint(tmp_path / "c.pth", state), llm_layers=LLM_LAYERS)
-    # LoRA for fewer layers than the LLM has: the first absent layer is named
+def test_lora_for_fewer_layers_than_the_llm_has_is_named(tmp_path):
+    # a missing key, a file without LoRA: tests/test_lora_checkpoint.py (both profiles)
     short = checkpoint_state(layers=1)
     with pytest.raises(CheckpointError, match=r"layers\.1\.self_attn\.q_proj\.lora_A"):
         read_checkpoint(write_checkpoint(tmp_path / "d.pth", short), llm_layers=LLM_LAYERS)
-    no_lora = {k: v for k, v in checkpoint_state().items() if "lora" not in k}
-    with pytest.raises(CheckpointError, match="no LoRA keys"):
-        read_checkpoint(write_checkpoint(tmp_path / "e.pth", no_lora))
 
 
 def test_a_checkpoint_of_another_model_is_refused(tmp_path):
@@ -236,19 +224,6 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"el\.pth: not an AffectGPT checkpoint.*"
                        r"'cls_tk_llama_proj.weight'"):  # fmt: skip
         read_checkpoint(write_checkpoint(tmp_path / "el.pth", emotion_llama))
-    torch.save({"state_dict": {}}, tmp_path / "plain.pth")
-    with pytest.raises(CheckpointError, match=r"plain\.pth: no 'model' dict"):
-        read_checkpoint(tmp_path / "plain.pth")
-
-
-def test_a_truncated_checkpoint_is_named(tmp_path):
-    path = write_checkpoint(tmp_path / "c.pth")
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(
-        CheckpointError, match=r"c\.pth: not a readable torch checkpoint .*truncated"
-    ):
-        read_checkpoint(path)
 
 
 def test_projector_sizes_that_disagree_are_named(tmp_path):

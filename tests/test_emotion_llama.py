@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from emolive.export.affectgpt.checkpoint import CheckpointError
+from emolive.export.checkpoint import CheckpointError
 from emolive.export.emotion_llama.checkpoint import LORA_TARGETS, lora_key, read_checkpoint
 from emolive.runtime.emotion_llama import spec
 from emolive.runtime.names import FER_LABELS, LLM_DECODER
+from tests.tiny_checkpoint import write_training_checkpoint
+from tests.tiny_media import clip_with_audio, face_clip, read_file
 
 LLM_LAYERS = 2
 HIDDEN = 64
@@ -132,11 +134,10 @@ def checkpoint_state(seed: int = 0, layers: int = LLM_LAYERS, hidden: int = HIDD
 
 
 def write_checkpoint(path: Path, state: dict | None = None, **extra) -> Path:
-    blob = {"model": checkpoint_state() if state is None else state, "optimizer": {},
-            "config": {"model": {"arch": "minigpt_v2", "lora_r": RANK, "lora_alpha": 16}},
-            "scaler": None, "epoch": 5, **extra}  # fmt: skip
-    torch.save(blob, path)
-    return path
+    """MiniGPT-v2's runner's checkpoint dict, storages tagged cuda:0."""
+    state = checkpoint_state() if state is None else state
+    config = {"model": {"arch": "minigpt_v2", "lora_r": RANK, "lora_alpha": 16}}
+    return write_training_checkpoint(path, state, **{"config": config, "epoch": 5, **extra})
 
 
 # -- the checkpoint ---------------------------------------------------------------------------
@@ -164,17 +165,6 @@ def test_a_missing_projector_key_is_named(tmp_path, drop):
         read_checkpoint(write_checkpoint(tmp_path / "c.pth", state))
 
 
-def test_missing_lora_keys_are_named(tmp_path):
-    state = checkpoint_state()
-    key = lora_key(1, "self_attn.v_proj", "B")
-    del state[key]
-    with pytest.raises(CheckpointError, match=rf"missing 1 LoRA key\(s\), first \['{key}'\]"):
-        read_checkpoint(write_checkpoint(tmp_path / "c.pth", state), llm_layers=LLM_LAYERS)
-    no_lora = {k: v for k, v in checkpoint_state().items() if "lora" not in k}
-    with pytest.raises(CheckpointError, match="no LoRA keys"):
-        read_checkpoint(write_checkpoint(tmp_path / "e.pth", no_lora))
-
-
 def test_a_checkpoint_of_another_model_is_refused(tmp_path):
     from tests.test_affectgpt_tiny import checkpoint_state as affectgpt_state
 
@@ -184,16 +174,6 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path):
     # AffectGPT's LoRA shares the prefix: then the missing projectors are named
     with pytest.raises(CheckpointError, match=r"missing projector key\(s\) \['llama_proj.weight'"):
         read_checkpoint(write_checkpoint(tmp_path / "affectgpt2.pth", affectgpt_state()))
-    torch.save({"state_dict": {}}, tmp_path / "plain.pth")
-    with pytest.raises(CheckpointError, match=r"plain\.pth: no 'model' dict"):
-        read_checkpoint(tmp_path / "plain.pth")
-
-
-def test_a_truncated_checkpoint_is_named(tmp_path):
-    path = write_checkpoint(tmp_path / "c.pth")
-    path.write_bytes(path.read_bytes()[:5000])
-    with pytest.raises(CheckpointError, match=r"c\.pth: not a readable torch checkpoint .*trunc"):
-        read_checkpoint(path)
 
 
 def test_projector_sizes_that_disagree_are_named(tmp_path):
@@ -341,19 +321,7 @@ def test_every_graph_matches_torch_and_greedy_generation_is_identical(bundle, re
 # -- the live session -----------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_live_session_runs_the_bundle_from_a_video_with_audio(bundle, tmp_path):
-    from emolive.runtime.readings import validate
-    from emolive.runtime.session import Session, SessionConfig
-    from tests.test_affectgpt_export import _clip_with_audio
-
-    clip = _clip_with_audio(tmp_path / "clip.mp4")
-    config = SessionConfig(
-        bundle=bundle[0], source=str(clip), every_s=1.5, labels=FER_LABELS, realtime=False
-    )
-    with Session(config) as session:
-        events = list(session)
-    readings = [e for e in events if e["type"] == "reading"]
-    for e in events:
-        validate(e)
+    events, readings, stats = read_file(bundle[0], clip_with_audio(tmp_path / "clip.mp4"), 1.5)
     assert len(readings) >= 2, [e["type"] for e in events]
     for r in readings:
         assert set(r["backend"]["graphs"]) == {spec.VISION, spec.FACE, spec.VIDEO, spec.AUDIO,
@@ -363,7 +331,7 @@ def test_a_live_session_runs_the_bundle_from_a_video_with_audio(bundle, tmp_path
                    for n in r["notes"])  # fmt: skip
         # a label came from the answer's words, or the reading says the answer named none
         assert r["emotion"] is not None or any("names no emotion" in n for n in r["notes"]), r
-    assert session.stats()["frames_analysed"] == 45
+    assert stats["frames_analysed"] == 45
 
 
 # -- bad inputs ------------------------------------------------------------------------------
@@ -426,9 +394,8 @@ def test_eval_runs_on_the_bundle(bundle, tmp_path):
     from emolive.calibrate.eval.items import ItemRunner
     from emolive.calibrate.eval.readers import read_manifest
     from emolive.cli.main import main
-    from tests.test_affectgpt_export import _clip_with_audio
 
-    clip = _clip_with_audio(tmp_path / "clip.mp4")
+    clip = clip_with_audio(tmp_path / "clip.mp4")
     manifest = tmp_path / "clips.csv"
     manifest.write_text(f"path,label\n{clip},sad\n", encoding="utf-8")
     out = tmp_path / "report"
@@ -457,9 +424,6 @@ def test_with_every_stage_mae_reads_face_crops_and_whisper_writes_the_subtitle(
     from emolive.export.profiles import export_profile
     from emolive.runtime.emotion_llama.reasoner import EmotionLlamaModel
     from emolive.runtime.names import FACE_DETECTOR_FULL, VAD
-    from emolive.runtime.readings import validate
-    from emolive.runtime.session import Session, SessionConfig
-    from tests.test_affectgpt_live import _face_clip
 
     root, f, ckpt = tiny
     export_profile("emotion_llama", tmp_path / "full", log=lambda m: None, options={
@@ -478,15 +442,9 @@ def test_with_every_stage_mae_reads_face_crops_and_whisper_writes_the_subtitle(
 
     monkeypatch.setattr(EmotionLlamaModel, "prompt", recording_prompt)
     monkeypatch.setattr(EmotionLlamaModel, "encode", recording_encode)
-    clip = _face_clip(tmp_path / "face.mp4", media_bgr("single_face.jpg"))
-    config = SessionConfig(bundle=tmp_path / "full", source=str(clip), every_s=1.0,
-                           labels=FER_LABELS, realtime=False)  # fmt: skip
-    with Session(config) as session:
-        events = list(session)
-    for e in events:
-        validate(e)
-    readings = [e for e in events if e["type"] == "reading"]
-    assert 15 <= session.stats()["frames_with_faces"] <= 25
+    clip = face_clip(tmp_path / "face.mp4", media_bgr("single_face.jpg"))
+    _, readings, stats = read_file(tmp_path / "full", clip, 1.0)
+    assert 15 <= stats["frames_with_faces"] <= 25
     assert any(n > 0 for n in faces_read) and 0 in faces_read, faces_read
     assert any("happy" in s.lower() for s in subtitles), subtitles
     notes = [n for r in readings for n in r["notes"]]
