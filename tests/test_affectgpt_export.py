@@ -19,6 +19,7 @@ from emolive.runtime.affectgpt.media import clips_of, frame_indices
 from emolive.runtime.llm.generate import GenerationConfig, pick_token
 from emolive.runtime.names import FER_LABELS, LLM_DECODER
 from tests.test_affectgpt_tiny import build_folders, checkpoint_state, write_checkpoint
+from tests.tiny_exports import export_tiny
 from tests.tiny_media import clip_with_audio, read_file
 
 _clip_with_audio = clip_with_audio  # the name tests/test_affectgpt_precision.py imports
@@ -34,14 +35,9 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bundle(tiny):
-    from emolive.export.profiles import export_profile
-
     root, f, ckpt = tiny
-    checks = export_profile(  # the model alone: the frame model, no ASR (test_affectgpt_live)
-        "affectgpt", root / "bundle", ["model"], log=lambda m: None,
-        options={"checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]},
-    )  # fmt: skip
-    return root / "bundle", checks
+    # the model alone: the frame model, no ASR (test_affectgpt_live)
+    return root / "bundle", export_tiny("affectgpt", root / "bundle", ckpt, f, ["model"])
 
 
 @pytest.fixture(scope="module")
@@ -162,29 +158,25 @@ def test_a_live_session_runs_the_bundle_from_a_video_with_audio(bundle, tmp_path
 @pytest.mark.parametrize("folder", ["vision", "audio", "llm"])
 def test_an_encoder_folder_without_weights_is_named(tiny, tmp_path, folder):
     from emolive.export.affectgpt.model import EncoderFolderError
-    from emolive.export.profiles import export_profile
 
     root, f, ckpt = tiny
     empty = tmp_path / folder
     shutil.copytree(f[folder], empty)
     (empty / "model.safetensors").unlink()
-    options = {"checkpoint": ckpt, **f, folder: empty}
     with pytest.raises(EncoderFolderError, match=rf"{empty}: {folder} folder has no weights"):
-        export_profile("affectgpt", tmp_path / "b", ["model"], log=lambda m: None, options=options)
+        export_tiny("affectgpt", tmp_path / "b", ckpt, {**f, folder: empty}, ["model"])
     assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.slow
 def test_projector_and_llm_hidden_sizes_that_disagree_are_named(tiny, tmp_path):
     from emolive.export.affectgpt.checkpoint import CheckpointError
-    from emolive.export.profiles import export_profile
 
     root, f, _ = tiny
     ckpt = write_checkpoint(tmp_path / "wide.pth", checkpoint_state(hidden=48))
     with pytest.raises(CheckpointError, match=r"key 'affectgpt_proj.weight' \[H, Dv\] is \[48, 24\]; "
                        r"the LLM's hidden size .* give \[64, 24\]"):  # fmt: skip
-        export_profile("affectgpt", tmp_path / "b", log=lambda m: None, options={
-            "checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]})  # fmt: skip
+        export_tiny("affectgpt", tmp_path / "b", ckpt, f)
 
 
 def test_the_cli_names_a_missing_or_foreign_option(tmp_path):

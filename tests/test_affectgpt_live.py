@@ -20,6 +20,7 @@ import pytest
 from emolive.runtime.affectgpt import spec
 from emolive.runtime.names import FACE_DETECTOR_FULL, FER_LABELS, LLM_DECODER, VAD
 from tests.test_affectgpt_tiny import FACE_CONFIG, build_folders, write_checkpoint
+from tests.tiny_exports import export_tiny
 from tests.tiny_media import face_clip, read_file
 
 pytestmark = pytest.mark.slow
@@ -27,13 +28,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def face_bundle(tmp_path_factory) -> Path:
-    from emolive.export.profiles import export_profile
-
     root = tmp_path_factory.mktemp("affectgpt_face")
-    f = build_folders(root)
     ckpt = write_checkpoint(root / "checkpoint_000003_loss_0.500.pth", config=FACE_CONFIG)
-    export_profile("affectgpt", root / "bundle", log=lambda m: None, options={
-        "checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]})  # fmt: skip
+    export_tiny("affectgpt", root / "bundle", ckpt, build_folders(root))
     return root / "bundle"
 
 

@@ -22,6 +22,7 @@ from tests.test_affectgpt_tiny import (
     checkpoint_state,
     write_checkpoint,
 )
+from tests.tiny_exports import export_tiny
 from tests.tiny_media import face_clip, read_file
 
 pytestmark = pytest.mark.slow
@@ -46,11 +47,8 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bundle(tiny) -> Path:
-    from emolive.export.profiles import export_profile
-
     root, f, ckpt = tiny
-    export_profile("affectgpt", root / "bundle", ["model", "faces"], log=lambda m: None, options={
-        "checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]})  # fmt: skip
+    export_tiny("affectgpt", root / "bundle", ckpt, f, ["model", "faces"])
     return root / "bundle"
 
 

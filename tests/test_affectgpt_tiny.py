@@ -19,7 +19,7 @@ from emolive.export.affectgpt.checkpoint import (
     lora_key,
     read_checkpoint,
 )
-from tests.tiny_checkpoint import write_training_checkpoint
+from tests.tiny_exports import save_tiny_hubert, write_training_checkpoint
 
 TEXT = [
     "The audio and video merged info is happy sad angry calm worried surprised.",
@@ -61,12 +61,7 @@ def build_folders(root: Path, seed: int = 0) -> dict[str, Path]:
         projection_dim=CLIP_DIM,
     )  # fmt: skip
     tr.CLIPModel(clip).save_pretrained(out["vision"])
-    hubert = tr.HubertConfig(
-        hidden_size=HUBERT_DIM, num_hidden_layers=3, num_attention_heads=2, intermediate_size=40,
-        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2, do_stable_layer_norm=True, feat_extract_norm="layer",
-    )  # fmt: skip
-    tr.HubertModel(hubert).save_pretrained(out["audio"])
+    save_tiny_hubert(out["audio"], HUBERT_DIM, layers=3)
     qwen = tr.Qwen2Config(
         vocab_size=320, hidden_size=HIDDEN, intermediate_size=96, num_hidden_layers=LLM_LAYERS,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,

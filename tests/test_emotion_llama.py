@@ -20,7 +20,7 @@ from emolive.export.checkpoint import CheckpointError
 from emolive.export.emotion_llama.checkpoint import LORA_TARGETS, lora_key, read_checkpoint
 from emolive.runtime.emotion_llama import spec
 from emolive.runtime.names import FER_LABELS, LLM_DECODER
-from tests.tiny_checkpoint import write_training_checkpoint
+from tests.tiny_exports import export_tiny, save_tiny_hubert, write_training_checkpoint
 from tests.tiny_media import clip_with_audio, face_clip, read_file
 
 LLM_LAYERS = 2
@@ -85,12 +85,7 @@ def build_folders(root: Path, seed: int = 0) -> dict[str, Path]:
     tr.VideoMAEModel(tr.VideoMAEConfig(**small, num_frames=16, tubelet_size=2)).save_pretrained(
         out["vision"] / "videomae"
     )
-    hubert = tr.HubertConfig(
-        hidden_size=FEAT, num_hidden_layers=2, num_attention_heads=2, intermediate_size=40,
-        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2, do_stable_layer_norm=True, feat_extract_norm="layer",
-    )  # fmt: skip
-    tr.HubertModel(hubert).save_pretrained(out["audio"])
+    save_tiny_hubert(out["audio"], FEAT, layers=2)
     llama = tr.LlamaConfig(
         vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=96, num_hidden_layers=LLM_LAYERS,
         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
@@ -211,14 +206,9 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bundle(tiny):
-    from emolive.export.profiles import export_profile
-
     root, f, ckpt = tiny
-    checks = export_profile(  # the model alone: no face detector, no ASR (the full one below)
-        "emotion_llama", root / "bundle", ["model"], log=lambda m: None,
-        options={"checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]},
-    )  # fmt: skip
-    return root / "bundle", checks
+    # the model alone: no face detector, no ASR (the full one below)
+    return root / "bundle", export_tiny("emotion_llama", root / "bundle", ckpt, f, ["model"])
 
 
 @pytest.fixture(scope="module")
@@ -336,12 +326,9 @@ def test_a_live_session_runs_the_bundle_from_a_video_with_audio(bundle, tmp_path
 
 # -- bad inputs ------------------------------------------------------------------------------
 def _export(tiny, tmp_path, **change):
-    from emolive.export.profiles import export_profile
-
-    root, f, ckpt = tiny
-    options = {"checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]}
-    export_profile("emotion_llama", tmp_path / "b", ["model"], log=lambda m: None,
-                   options={**options, **change})  # fmt: skip
+    _, f, ckpt = tiny
+    export_tiny("emotion_llama", tmp_path / "b", change.pop("checkpoint", ckpt), {**f, **change},
+                ["model"])  # fmt: skip
 
 
 @pytest.mark.slow
@@ -421,13 +408,11 @@ def test_with_every_stage_mae_reads_face_crops_and_whisper_writes_the_subtitle(
     """The bundle with the 'faces' and 'speech' stages: a clip whose first half shows a real
     face while a voice speaks; MAE reads that half's face crops, the faceless windows say MAE
     read whole frames, and the spoken words reach the prompt's subtitle."""
-    from emolive.export.profiles import export_profile
     from emolive.runtime.emotion_llama.reasoner import EmotionLlamaModel
     from emolive.runtime.names import FACE_DETECTOR_FULL, VAD
 
     root, f, ckpt = tiny
-    export_profile("emotion_llama", tmp_path / "full", log=lambda m: None, options={
-        "checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]})  # fmt: skip
+    export_tiny("emotion_llama", tmp_path / "full", ckpt, f)
     subtitles: list[str] = []
     faces_read: list[int] = []
     prompt, encode = EmotionLlamaModel.prompt, EmotionLlamaModel.encode
