@@ -68,15 +68,16 @@ def calibrate(
 ) -> None:
     """Add INT8 Q/DQ variants of BUNDLE's vision graphs, with an fp32-vs-int8 report.
 
-    An affectgpt bundle gets int8 variants of its vision and audio encoders (each written
-    only if its token cosine with fp32 is >= 0.99 on held-out windows and the greedy answers
-    stay identical) and the LLM's int8/int4/int4f/w8a8 weight forms with their report.
-
     The calibration set is made by the runtime's own preprocessing from the pinned test
     media (fetch them with `emo-live models fetch --tests`); int8 is then compared with fp32
     on held-out media and timed on the CPU. The int8 graphs, calibration_report.json/.md and
     each graph's preferred precision per device are written into the bundle only if every
     graph meets its agreement floor; otherwise nothing in the bundle changes.
+
+    An affectgpt bundle gets int8 variants of its vision and audio encoders, each written
+    only if its token cosine with fp32 is >= 0.99 on every held-out window and the greedy
+    answers on a fixed prompt set stay identical (a refused one is named in the report), and
+    the LLM's int8/int4/int4f/w8a8 weight forms with the lite LLM's form report.
 
     BUNDLE defaults to bundles/lite (or $EMOLIVE_BUNDLE).
 
@@ -102,8 +103,10 @@ def calibrate(
 
     bundle = bundle or default_bundle()
     if _profile(bundle) == "affectgpt":
-        _calibrate_affectgpt(bundle, method, percentile, samples, media, llm_forms)
+        _calibrate_affectgpt(bundle, method, percentile, samples, media, every, llm_forms)
         return
+    if llm_forms is not None:
+        raise click.BadParameter("applies to affectgpt bundles only", param_hint="--llm-forms")
     try:
         config = CalibrationConfig(
             quant=QuantConfig(method=method, percentile=percentile),
@@ -144,7 +147,7 @@ def calibrate(
     click.echo(json.dumps({"bundle": str(bundle), "calibration": _short(report)}, indent=2))
 
 
-def _calibrate_affectgpt(bundle, method, percentile, samples, media, llm_forms) -> None:
+def _calibrate_affectgpt(bundle, method, percentile, samples, media, every, llm_forms) -> None:
     from emolive.calibrate.affectgpt.bundle import AffectGptCalibrationConfig, calibrate_affectgpt
     from emolive.calibrate.affectgpt.forms import FORMS, FormError
     from emolive.calibrate.affectgpt.report import REPORT_MD, render_markdown
@@ -161,7 +164,7 @@ def _calibrate_affectgpt(bundle, method, percentile, samples, media, llm_forms) 
             quant=QuantConfig(method=method, percentile=percentile),
             samples=samples,
             llm_forms=forms,
-            **({"calibration_media": user_media(media)} if media else {}),
+            **({"calibration_media": user_media(media, every)} if media else {}),
         )
     except MediaSplitError as e:
         raise click.BadParameter(str(e), param_hint="--media") from e

@@ -195,10 +195,16 @@ def test_a_variant_that_misses_its_bound_is_not_written(exported, tmp_path):
     assert not (root / "affectgpt_vision.int8.onnx").exists()
 
 
-def test_the_cli_names_a_bad_llm_form(exported):
+def test_the_cli_names_a_bad_llm_form(exported, tmp_path):
     from click.testing import CliRunner
 
     from emolive.cli.main import main
 
     got = CliRunner().invoke(main, ["calibrate", str(exported), "--llm-forms", "int8,int3"])
     assert got.exit_code == 2 and "--llm-forms" in got.output and "int3" in got.output
+    # A lite bundle's calibration is the vision one: the option is refused, not ignored.
+    lite = tmp_path / "lite"
+    lite.mkdir()
+    (lite / "manifest.json").write_text(json.dumps({"profile": "lite"}))
+    got = CliRunner().invoke(main, ["calibrate", str(lite), "--llm-forms", "int8"])
+    assert got.exit_code == 2 and "affectgpt bundles only" in got.output

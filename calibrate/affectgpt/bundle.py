@@ -132,8 +132,8 @@ def calibrate_affectgpt(
                     "encoders": list(config.encoders), "llm_forms": list(config.llm_forms)},
             bounds={"token_cosine_min": config.min_token_cosine,
                     "answers": "identical greedy answers on every prompt"},
-            media={CALIBRATION: [m.record() for m in config.calibration_media],
-                   EVALUATION: [m.record() for m in config.evaluation_media]},
+            media={CALIBRATION: [m.record() for m in config.calibration_media if m.is_video],
+                   EVALUATION: [m.record() for m in config.evaluation_media if m.is_video]},
             windows={"calibration": len(calibration), "voiced": voices, "check": len(check),
                      "prompts": len(prompts),
                      "prompt_windows": [{**p.window.record(), "subtitle": p.subtitle}
@@ -142,7 +142,8 @@ def calibrate_affectgpt(
         )  # fmt: skip
         if not report["written"]:
             raise CalibrationRefused(bundle.root, _refusal(report))
-        _write(bundle, report, encoders, runners, check, form_paths, records, tmp)
+        quant = {**config.quant.info(), "window_s": config.window_s}
+        _write(bundle, report, encoders, runners, check, form_paths, records, quant, tmp)
     return report
 
 
@@ -231,7 +232,7 @@ def _refusal(report: dict) -> dict:
     return {**report, "graphs": {g: {"floor_failures": f} for g, f in report["refused"].items()}}
 
 
-def _write(bundle, report, encoders, runners, check, form_paths, records, tmp):
+def _write(bundle, report, encoders, runners, check, form_paths, records, quant, tmp):
     writer = BundleWriter.reopen(bundle.root)
     for g, e in encoders.items():
         if not e["written"]:
@@ -241,7 +242,8 @@ def _write(bundle, report, encoders, runners, check, form_paths, records, tmp):
         probe = Probe(feed, fp32.run(feed))
         probe_file = probe.save(tmp / f"{g}.probe.npz")
         writer.add_file(probe_key(g), probe_file, probe_file.name, role="parity probe")
-        info = {**report["config"], "report": REPORT_JSON,
+        info = {**quant, "report": REPORT_JSON,
+                "calibration_windows": e["quantization"]["calibration_windows"],
                 "token_cosine_min": e["agreement"]["token_cosine_min"],
                 **probe.record(runners[g].run)}  # fmt: skip
         writer.add_variant(g, "int8", runners[g].path, info=info)

@@ -29,11 +29,13 @@ MIN_TOKEN_COSINE = 0.99
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine of each row of ``a`` with the same row of ``b`` (both [n, d])."""
+    """Cosine of each row of ``a`` with the same row of ``b`` (both [n, d]); two zero rows
+    (a silent window's features) agree, a zero row and another do not."""
     a = np.asarray(a, np.float64).reshape(len(a), -1)
     b = np.asarray(b, np.float64).reshape(len(b), -1)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return (a * b).sum(1) / np.maximum(norms, 1e-30)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    c = (a * b).sum(1) / np.maximum(na * nb, 1e-30)
+    return np.where((na < 1e-12) & (nb < 1e-12), 1.0, c)
 
 
 def feeds(graph: str, windows: Sequence[Window]) -> list[dict]:

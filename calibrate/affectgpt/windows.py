@@ -60,7 +60,7 @@ def media_windows(m: MediaFile, window_s: float = WINDOW_S) -> list[Window]:
         return []
     path = m.path()
     try:
-        frames = [(f.t, f.image) for f in VideoFile(path).frames()]
+        frames = [(f.t, f.image) for f in VideoFile(path).frames() if f.index % m.every == 0]
     except SourceError as e:
         raise MediaSplitError(f"affectgpt calibration media {path}: {e}") from e
     samples = _audio(path)
