@@ -121,6 +121,7 @@ def test_calibrate_writes_checked_variants_with_report_and_cpu(calibrated, check
 @pytest.mark.slow
 def test_a_session_reads_with_the_int8_variants(calibrated, tmp_path):
     from emolive.runtime.backends import RuntimeConfig
+    from emolive.runtime.cpu import this_cpu
     from emolive.runtime.readings import validate
     from emolive.runtime.session import Session, SessionConfig
     from tests.test_affectgpt_export import _clip_with_audio
@@ -138,6 +139,9 @@ def test_a_session_reads_with_the_int8_variants(calibrated, tmp_path):
         assert graphs[spec.VISION]["precision"] == "int8"
         assert graphs[spec.AUDIO]["precision"] == "fp32"
         assert graphs[LLM_DECODER]["precision"] == "w8a8"
+        # Where u8·s8 pair sums saturate (AVX2 without VNNI), w8a8 loads in its exact u8×u8 form.
+        if this_cpu().u8s8_saturates:
+            assert "u8×u8" in graphs[LLM_DECODER]["note"]
         assert r["latency_ms"]["llm_answer"] > 0
 
 
