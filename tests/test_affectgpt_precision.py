@@ -18,6 +18,7 @@ from onnx import numpy_helper
 from emolive.runtime.affectgpt import spec
 from emolive.runtime.names import FER_LABELS, LLM_DECODER
 from tests.test_affectgpt_tiny import build_folders, checkpoint_state, write_checkpoint
+from tests.tiny_exports import export_tiny
 
 FORMS = ("int8", "w8a8")
 
@@ -36,12 +37,9 @@ def _tiny_model(root: Path) -> tuple[dict, Path]:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
-    from emolive.export.profiles import export_profile
-
     root = tmp_path_factory.mktemp("affectgpt_precision")
-    f, ckpt = _tiny_model(root)
-    export_profile("affectgpt", root / "fp32", log=lambda m: None, options={
-        "checkpoint": ckpt, "vision": f["vision"], "audio": f["audio"], "llm": f["llm"]})  # fmt: skip
+    folders, checkpoint = _tiny_model(root)
+    export_tiny("affectgpt", root / "fp32", checkpoint, folders)
     return root / "fp32"
 
 
