@@ -29,7 +29,7 @@ from emolive.calibrate.affectgpt.report import (
     render_markdown,
     summary,
 )
-from emolive.calibrate.affectgpt.windows import WINDOW_S, voiced, windows
+from emolive.calibrate.affectgpt.windows import SILENT_PEAK, WINDOW_S, voiced, windows
 from emolive.calibrate.media import (
     CALIBRATION,
     CALIBRATION_MEDIA,
@@ -138,7 +138,7 @@ def calibrate_affectgpt(
                      "prompts": len(prompts),
                      "prompt_windows": [{**p.window.record(), "subtitle": p.subtitle}
                                         for p in prompts]},
-            notes=_notes(voices, encoders),
+            notes=_notes(voices, _silent(calibration), encoders),
         )  # fmt: skip
         if not report["written"]:
             raise CalibrationRefused(bundle.root, _refusal(report))
@@ -212,8 +212,15 @@ def _forms(bundle, reference, prompts, ref_tokens, ref_answers, tmp, config, log
     return llm, {p: paths[p] for p in config.llm_forms}, {"probe": probe_file, **records}
 
 
-def _notes(voices: int, encoders: dict) -> list[str]:
+def _silent(got) -> int:
+    return sum(float(np.abs(w.clips).max(initial=0.0)) < SILENT_PEAK for w in got)
+
+
+def _notes(voices: int, silent: int, encoders: dict) -> list[str]:
     notes = []
+    if silent:
+        notes.append(f"{silent} calibration windows have a silent track (espeak-ng is not "
+                     "installed to voice them): the audio encoder's ranges there are fitted on silence")  # fmt: skip
     if voices:
         notes.append(f"{voices} calibration windows had a silent track and were voiced with "
                      "espeak-ng speech: the audio encoder's ranges are fitted on a voice")  # fmt: skip
