@@ -231,10 +231,14 @@ class GatedGraph:
     info: dict
 
 
-def load_graph(bundle: Bundle, name: str, runtime, **options) -> GatedGraph:
+def load_graph(
+    bundle: Bundle, name: str, runtime, probe_run: Callable | None = None, **options
+) -> GatedGraph:
     """Graph ``name`` of ``bundle`` on ``runtime``'s device, in the precision ``runtime`` names
-    for it (else the one the bundle prefers there), through the parity gate. ``options`` go to
-    ``backends.load`` (e.g. ``threads``)."""
+    for it (else the one the bundle prefers there), through the parity gate. ``probe_run``:
+    runner -> the function that runs the graph's probe (default: the runner's own ``run``; a
+    decoder's probe goes through a ``DecoderSession``). ``options`` go to ``backends.load``
+    (e.g. ``threads``)."""
     variant = bundle.graph(name).variant(runtime.precision_for(name), runtime.device)
 
     def load(v: GraphVariant, device: str):
@@ -243,7 +247,7 @@ def load_graph(bundle: Bundle, name: str, runtime, **options) -> GatedGraph:
 
     cpu = this_cpu() if runtime.device == "cpu" else None
     runner, variant, note = load_checked(
-        bundle, name, variant, load, lambda g: g.run, cpu, device=runtime.device
+        bundle, name, variant, load, probe_run or (lambda g: g.run), cpu, device=runtime.device
     )
     notes = [n for n in (note, getattr(runner, "cpu_note", None)) if n]
     info = dict(runner.info)

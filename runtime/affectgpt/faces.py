@@ -17,11 +17,11 @@ import math
 import cv2
 import numpy as np
 
-from emolive.runtime import backends
 from emolive.runtime.affectgpt import spec
 from emolive.runtime.backends import RuntimeConfig
 from emolive.runtime.bundle import Bundle, BundleError
 from emolive.runtime.names import FACE_DETECTOR_FULL
+from emolive.runtime.parity import load_graph
 from emolive.runtime.vision.detector import FULL_RANGE, FaceBox, FaceDetector
 
 MARGIN = 0.1  # of the box's long side, on every side
@@ -67,12 +67,11 @@ class FaceCropper:
                 f"the face-crop model needs graph {FACE_DETECTOR_FULL!r}, which this bundle "
                 "lacks: re-export it with the 'faces' stage",
             )
-        variant = bundle.graph(FACE_DETECTOR_FULL).variant(
-            runtime.precision_for(FACE_DETECTOR_FULL), runtime.device
+        gated = load_graph(bundle, FACE_DETECTOR_FULL, runtime)
+        detector = FaceDetector(
+            gated.runner, score_threshold=FULL_RANGE.min_score, model=FULL_RANGE
         )
-        runner = backends.load(runtime, variant.path, variant.precision)
-        detector = FaceDetector(runner, score_threshold=FULL_RANGE.min_score, model=FULL_RANGE)
-        return cls(detector, runner.info)
+        return cls(detector, gated.info)
 
     def crop(self, image_bgr: np.ndarray) -> np.ndarray | None:
         face = main_face(self.detector.detect(image_bgr))

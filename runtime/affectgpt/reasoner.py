@@ -10,17 +10,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emolive.runtime import backends
 from emolive.runtime.affectgpt import spec
 from emolive.runtime.affectgpt.answers import cut_answer, parse_answer
 from emolive.runtime.affectgpt.media import AudioStore, FrameStore, clips_of
 from emolive.runtime.affectgpt.prompt import answer_tokenizer, prompt_segments
 from emolive.runtime.backends import RuntimeConfig, require_tensors
 from emolive.runtime.bundle import Bundle, BundleError
-from emolive.runtime.llm.decoder import DecoderLayout, DecoderSession
+from emolive.runtime.llm.bundled import load_decoder
+from emolive.runtime.llm.decoder import DecoderSession
 from emolive.runtime.llm.generate import Generated, GenerationConfig, generate
 from emolive.runtime.llm.segments import prefill
-from emolive.runtime.names import LLM_DECODER, LLM_EMBEDDINGS, LLM_TOKENIZER
+from emolive.runtime.names import LLM_DECODER, LLM_TOKENIZER
+from emolive.runtime.parity import load_graph
 from emolive.runtime.reasoning.stage import Judgement
 from emolive.runtime.windows import Window
 
@@ -39,41 +40,34 @@ class AffectGptModel:
     precision: str = "fp32"
     backend_info: dict = field(default_factory=dict)
     views: dict = field(default_factory=dict)  # extra perspective -> its pooling graph
+    notes: list[str] = field(default_factory=list)  # the parity gate's, for the readings
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, runtime: RuntimeConfig | None = None) -> AffectGptModel:
         runtime = runtime or RuntimeConfig()
         config = bundle_json(bundle, spec.CONFIG)
         wheel = bundle_json(bundle, spec.WHEEL).get("words", {})
-        runners, info = {}, {}
-        for name in (spec.VISION, spec.AUDIO, spec.FUSION, LLM_DECODER):
-            variant = bundle.graph(name).variant(runtime.precision_for(name), runtime.device)
-            runners[name] = backends.load(runtime, variant.path, variant.precision)
-            info[name] = runners[name].info
-        entry = bundle.graph(LLM_DECODER)
-        layout = DecoderLayout.from_attrs(entry.attrs, f"{bundle.root}/manifest.json {LLM_DECODER}")
-        emb_path = bundle.file(LLM_EMBEDDINGS)
-        try:
-            embeddings = np.load(emb_path, mmap_mode="r")
-        except (OSError, ValueError) as e:
-            raise BundleError(emb_path, f"not a readable .npy embedding table: {e}") from e
-        session = DecoderSession(
-            runners[LLM_DECODER], embeddings, layout, int(entry.attrs.get("max_context", 2048))
-        )
+        graphs = {name: load_graph(bundle, name, runtime)
+                  for name in (spec.VISION, spec.AUDIO, spec.FUSION)}  # fmt: skip
+        graphs[LLM_DECODER], session = load_decoder(bundle, runtime)
+        runners = {name: g.runner for name, g in graphs.items()}
+        info = {name: g.info for name, g in graphs.items()}
+        notes = [n for g in graphs.values() for n in g.notes]
         tokenizer = answer_tokenizer(bundle.file(LLM_TOKENIZER), config["decoding"]["stop_ids"])
         views = {}
         for p in present_perspectives(bundle):
             name = spec.view_graph(p)
-            variant = bundle.graph(name).variant(runtime.precision_for(name), runtime.device)
-            views[p] = backends.load(runtime, variant.path, variant.precision)
-            info[name] = views[p].info
+            view = load_graph(bundle, name, runtime)
+            views[p], info[name] = view.runner, view.info
+            notes += view.notes
             if spec.PERSPECTIVE_PLACEHOLDERS[p] not in config["placeholders"]:
                 raise BundleError(bundle.file(spec.CONFIG), f"field 'placeholders' has no "
                                   f"{spec.PERSPECTIVE_PLACEHOLDERS[p]} for graph {name!r}")  # fmt: skip
         if views:
             require_tensors(runners[spec.VISION], spec.VISION, outputs=(spec.FEATURES,))
         return cls(config, wheel, runners[spec.VISION], runners[spec.AUDIO], runners[spec.FUSION],
-                   session, tokenizer, runners[LLM_DECODER].precision, info, views)  # fmt: skip
+                   session, tokenizer, runners[LLM_DECODER].precision, info, views,
+                   list(dict.fromkeys(notes)))  # fmt: skip
 
     def placeholder(self, name: str) -> int:
         return int(self.config["placeholders"][name])
@@ -179,7 +173,7 @@ class AffectGptReasoner:
     def __init__(self, model: AffectGptModel, frames: FrameStore | None,
                  audio: AudioStore | None, seed: int | None = None) -> None:  # fmt: skip
         self.model, self.frames, self.audio, self.seed = model, frames, audio, seed
-        self.load_notes: list[str] = []
+        self.load_notes: list[str] = list(model.notes)  # the parity gate's, if it spoke
         self.backend_info = dict(model.backend_info)
         faces = getattr(frames, "faces", None)
         self.backend_info.update(getattr(faces, "backend_info", {}))

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emolive.runtime import backends
 from emolive.runtime.affectgpt.answers import parse_answer
 from emolive.runtime.affectgpt.prompt import answer_tokenizer
 from emolive.runtime.affectgpt.reasoner import bundle_json
 from emolive.runtime.backends import RuntimeConfig
-from emolive.runtime.bundle import Bundle, BundleError
+from emolive.runtime.bundle import Bundle
 from emolive.runtime.emotion_llama import spec
 from emolive.runtime.emotion_llama.media import utterance, window_pixels
 from emolive.runtime.emotion_llama.prompt import (
@@ -25,10 +24,12 @@ from emolive.runtime.emotion_llama.prompt import (
     prompt_text,
     visual_tokens,
 )
-from emolive.runtime.llm.decoder import DecoderLayout, DecoderSession
+from emolive.runtime.llm.bundled import load_decoder
+from emolive.runtime.llm.decoder import DecoderSession
 from emolive.runtime.llm.generate import Generated, GenerationConfig, generate
 from emolive.runtime.llm.segments import prefill
-from emolive.runtime.names import LLM_DECODER, LLM_EMBEDDINGS, LLM_TOKENIZER
+from emolive.runtime.names import LLM_DECODER, LLM_TOKENIZER
+from emolive.runtime.parity import load_graph
 from emolive.runtime.reasoning.stage import Judgement
 from emolive.runtime.windows import Window
 
@@ -46,29 +47,23 @@ class EmotionLlamaModel:
     tokenizer: object
     precision: str = "fp32"
     backend_info: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # the parity gate's, for the readings
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, runtime: RuntimeConfig | None = None):
         runtime = runtime or RuntimeConfig()
-        runners = {}
-        for name in (*ENCODERS, LLM_DECODER):
-            variant = bundle.graph(name).variant(runtime.precision_for(name), runtime.device)
-            runners[name] = backends.load(runtime, variant.path, variant.precision)
-        attrs = bundle.graph(LLM_DECODER).attrs
-        layout = DecoderLayout.from_attrs(attrs, f"{bundle.root}/manifest.json {LLM_DECODER}")
-        table_path = bundle.file(LLM_EMBEDDINGS)
-        try:
-            table = np.load(table_path, mmap_mode="r")
-        except (OSError, ValueError) as e:
-            raise BundleError(table_path, f"not a readable .npy embedding table: {e}") from e
-        decoder = runners.pop(LLM_DECODER)
+        gated = {name: load_graph(bundle, name, runtime) for name in ENCODERS}
+        decoder, session = load_decoder(bundle, runtime)
+        runners = {name: g.runner for name, g in gated.items()}
+        notes = [n for g in (*gated.values(), decoder) for n in g.notes]
         config = bundle_json(bundle, spec.CONFIG)
         return cls(
             config, bundle_json(bundle, spec.WHEEL).get("words", {}), runners,
-            DecoderSession(decoder, table, layout, int(attrs.get("max_context", 2048))),
+            session,
             answer_tokenizer(bundle.file(LLM_TOKENIZER), config["decoding"]["stop_ids"]),
-            decoder.precision,
-            {**{k: r.info for k, r in runners.items()}, LLM_DECODER: decoder.info},
+            decoder.variant.precision,
+            {**{k: g.info for k, g in gated.items()}, LLM_DECODER: decoder.info},
+            list(dict.fromkeys(notes)),
         )  # fmt: skip
 
     def encode(self, frames: list[np.ndarray], samples: np.ndarray,
@@ -107,7 +102,7 @@ class EmotionLlamaReasoner:
 
     def __init__(self, model: EmotionLlamaModel, frames, audio) -> None:
         self.model, self.frames, self.audio = model, frames, audio
-        self.load_notes: list[str] = []
+        self.load_notes: list[str] = list(model.notes)  # the parity gate's, if it spoke
         self.backend_info = dict(model.backend_info)
 
     def judge(self, window: Window, labels: Sequence[str], transcript: str | None = None,

@@ -76,6 +76,7 @@ def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
     if reasoner is None and config.reason:
         model = AffectGptModel.from_bundle(bundle, config.runtime)
         reasoner = AffectGptReasoner(model, frames, audio)
+    notes = [*notes, *getattr(reasoner, "load_notes", [])]  # e.g. a gate's fallback
     backend = backend_record(config, reasoner, audio)
     reasoning = ReasoningStage(reasoner, labels=config.labels, backend=backend,
                                on_failure=ctx.on_failure)  # fmt: skip
