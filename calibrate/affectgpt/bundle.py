@@ -268,7 +268,7 @@ def _write(bundle, report, encoders, runners, check, form_paths, records, quant,
         writer.add_file(probe_key(LLM_DECODER), records["probe"], records["probe"].name,
                         role="parity probe")  # fmt: skip
         entry = writer.manifest["graphs"][LLM_DECODER]
-        entry["attrs"]["reports"] = {p: f for p, f in report["llm"]["forms"].items()}
+        entry["attrs"]["reports"] = {"fp32": report["llm"]["fp32"], **report["llm"]["forms"]}
         entry["attrs"]["measured_on"] = this_cpu().record()
         entry["prefer"] = {**entry.get("prefer", {}), "cpu": report["llm"]["prefer"]}
     writer.add_json("calibration_report", REPORT_JSON, report, role="calibration report")
