@@ -10,6 +10,7 @@ tables are copied from the fp32 graph, so a form differs from it only in its wei
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from emolive.export.llm.bundle import external_data_of
 from emolive.export.llm.forms import decoder_weights
 from emolive.export.llm.graph import DecoderShape, build_decoder
 from emolive.export.llm.smooth import CALIBRATION_TEXT
+from emolive.runtime.int8 import _link_or_copy
 from emolive.runtime.llm.decoder import DecoderLayout
 from emolive.runtime.names import (
     ATTENTION_MASK,
@@ -136,16 +138,31 @@ def _add_biases(model: onnx.ModelProto, biases: list[np.ndarray]) -> None:
 def input_absmax(decoder: Fp32Decoder, ids: list[int]) -> dict[tuple[int, str], np.ndarray]:
     """Per layer, max |x| per input channel of qkv and gate_up over ``ids``, from the fp32
     graph itself (chunks of ``CHUNK`` tokens without a cache, as ``export.llm.smooth``)."""
-    import onnxruntime as ort
-
-    model = onnx.load(str(decoder.path))
     taps = {}
     for i in range(decoder.shape.layers):
         taps[f"l{i}/normed"], taps[f"l{i}/post_normed"] = (i, "qkv"), (i, "gate_up")
+    with tempfile.TemporaryDirectory(prefix="emolive-taps-") as tmp:
+        session = _tapped_session(decoder.path, list(taps), Path(tmp))
+        return _fold_absmax(decoder, session, taps, ids)
+
+
+def _tapped_session(path: Path, taps: list[str], tmp: Path):
+    """An ONNX Runtime session of ``path`` that also outputs ``taps``; the graph is rewritten
+    in ``tmp`` beside links to its external data (a 7B graph's weights are not copied)."""
+    import onnxruntime as ort
+
+    model = onnx.load(str(path), load_external_data=False)
     model.graph.output.extend(
         helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in taps
     )
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for location in {e.value for t in model.graph.initializer for e in t.external_data
+                     if e.key == "location"}:  # fmt: skip
+        _link_or_copy(path.parent / location, tmp / location)
+    onnx.save(model, str(tmp / path.name))
+    return ort.InferenceSession(str(tmp / path.name), providers=["CPUExecutionProvider"])
+
+
+def _fold_absmax(decoder: Fp32Decoder, session, taps: dict, ids: list[int]) -> dict:
     s, emb = decoder.shape, decoder.state["model.embed_tokens.weight"]
     empty = np.zeros((1, s.kv_heads, 0, s.head_dim), np.float32)
     out: dict[tuple[int, str], np.ndarray] = {}
