@@ -180,6 +180,35 @@ def test_a_corrupted_variant_is_refused_by_the_bound_and_at_load(
 
 
 @pytest.mark.slow
+def test_the_runtime_falls_back_from_a_corrupted_variant_on_another_cpu(
+    calibrated, tmp_path, monkeypatch
+):
+    """The session's own load (``AffectGptModel.from_bundle``) gates the variant: on a CPU
+    class other than the one that measured it, a corrupted int8 encoder falls back to fp32."""
+    from emolive.runtime import parity
+    from emolive.runtime.affectgpt.reasoner import AffectGptModel
+    from emolive.runtime.backends import RuntimeConfig
+    from emolive.runtime.bundle import Bundle, sha256_of
+    from emolive.runtime.cpu import CpuInfo
+
+    root = tmp_path / "bundle"
+    shutil.copytree(calibrated[0], root)
+    monkeypatch.setattr(parity, "this_cpu", lambda: CpuInfo("test", "aarch64", "arm64", ()))
+    runtime = RuntimeConfig(precision={spec.VISION: "int8"})
+    kept = AffectGptModel.from_bundle(Bundle.open(root), runtime).backend_info[spec.VISION]
+    assert kept["precision"] == "int8" and "fallback" not in kept
+    int8 = Bundle.open(root).graph(spec.VISION).variant("int8").path
+    _corrupt(int8, int8)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["graphs"][spec.VISION]["variants"]["int8"]["sha256"] = sha256_of(int8)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    model = AffectGptModel.from_bundle(Bundle.open(root), runtime)
+    got = model.backend_info[spec.VISION]
+    assert got["precision"] == "fp32" and "fell back to fp32" in got["fallback"]
+    assert any("arm64" in n for n in model.notes)
+
+
+@pytest.mark.slow
 def test_a_variant_that_misses_its_bound_is_not_written(exported, tmp_path):
     from emolive.calibrate.affectgpt.bundle import calibrate_affectgpt
     from emolive.calibrate.vision import CalibrationRefused
