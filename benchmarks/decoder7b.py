@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from emolive.export.affectgpt.decoder import _add_qkv_bias
+from emolive.export.affectgpt.decoder import add_qkv_biases
 from emolive.export.llm.bundle import external_data_of
 from emolive.export.llm.graph import DecoderShape, DecoderWeights, LayerWeights, build_decoder
 from emolive.export.llm.quant import NBitsWeight
@@ -72,7 +72,7 @@ def build(shape: DecoderShape, path: Path, layers: int | None = None) -> dict:
     ]
     weights = DecoderWeights(ws, ones, random_int4(rng, shape.vocab, h), accuracy_level=4)
     biases = [rng.normal(0, 0.02, h + 2 * kv).astype(np.float32) for _ in range(n_layers)]
-    proto = _add_qkv_bias(build_decoder(shape, weights, "llm_decoder"), biases)
+    proto = add_qkv_biases(build_decoder(shape, weights, "llm_decoder"), biases)
     del weights, ws
     built = time.perf_counter() - t
     t = time.perf_counter()

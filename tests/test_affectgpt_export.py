@@ -105,6 +105,10 @@ def test_the_export_writes_a_checked_affectgpt_bundle(bundle):
     assert list(config["placeholders"]) == list(spec.PLACEHOLDERS)
     assert ids == list(range(ids[0], ids[0] + 5))
     assert config["decoding"]["top_k"] == 20 and config["decoding"]["top_p"] == 0.9
+    # The decoder's weights sit beside it (a 7B decoder passes protobuf's 2 GB limit).
+    fp32 = b.graph(LLM_DECODER).variant("fp32")
+    (data,) = fp32.info["external_data"]
+    assert (root / data["file"]).stat().st_size > fp32.path.stat().st_size
 
 
 @pytest.mark.slow

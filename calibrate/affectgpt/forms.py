@@ -18,7 +18,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from emolive.export.llm.bundle import external_data_of
+from emolive.export.affectgpt.decoder import add_qkv_biases
+from emolive.export.llm.bundle import save_external
 from emolive.export.llm.forms import decoder_weights
 from emolive.export.llm.graph import DecoderShape, build_decoder
 from emolive.export.llm.smooth import CALIBRATION_TEXT
@@ -105,34 +106,13 @@ class Fp32Decoder:
         """Build, bias and save one form (weights in ``<out>.data``, as the lite LLM's)."""
         weights = decoder_weights(self.shape, self.state, precision, input_absmax=input_absmax)
         model = build_decoder(self.shape, weights, f"{LLM_DECODER}_{precision}")
-        _add_biases(model, self.biases)
+        add_qkv_biases(model, self.biases)
         for init in model.graph.initializer:
             if init.name in self.rotary:
                 init.CopyFrom(numpy_helper.from_array(self.rotary[init.name], init.name))
         out.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(model, str(out), save_as_external_data=True, all_tensors_to_one_file=True,
-                  location=external_data_of(out).name, size_threshold=1024)  # fmt: skip
+        save_external(model, out)
         return out
-
-
-def _add_biases(model: onnx.ModelProto, biases: list[np.ndarray]) -> None:
-    """Each layer's q|k|v bias added to the packed QKV in front of its GroupQueryAttention."""
-    g = model.graph
-    nodes = []
-    layer = 0
-    for node in g.node:
-        if node.op_type == "GroupQueryAttention":
-            src, bias = node.input[0], f"l{layer}.qkv.bias"
-            g.initializer.append(numpy_helper.from_array(biases[layer].astype(np.float32), bias))
-            nodes.append(helper.make_node("Add", [src, bias], [f"{src}+bias"],
-                                          name=f"l{layer}/qkv_bias"))  # fmt: skip
-            node.input[0] = f"{src}+bias"
-            layer += 1
-        nodes.append(node)
-    if layer != len(biases):
-        raise FormError(f"{layer} attention nodes for {len(biases)} layers of q|k|v biases")
-    del g.node[:]
-    g.node.extend(nodes)
 
 
 def input_absmax(decoder: Fp32Decoder, ids: list[int]) -> dict[tuple[int, str], np.ndarray]:

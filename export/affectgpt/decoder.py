@@ -69,34 +69,29 @@ def qwen2_decoder(model, max_positions: int, name: str = "llm_decoder") -> onnx.
             sd[a + f"{x}_proj.weight"].shape[0], np.float32)) for x in "qkv"]))  # fmt: skip
     weights = DecoderWeights(layers, sd["model.norm.weight"], lm_head)
     graph = build_decoder(shape, weights, name)
-    return _add_qkv_bias(graph, biases), shape
+    return add_qkv_biases(graph, biases), shape
 
 
-def _add_qkv_bias(model: onnx.ModelProto, biases: list[np.ndarray]) -> onnx.ModelProto:
-    """An Add of each layer's q|k|v bias between its QKV linear and its GroupQueryAttention.
-
-    The linear's output is ``l{i}.qkv/out`` in every weight form (a MatMul, a MatMulNBits with
-    or without its remainder, an int8 GEMM), so the bias goes in by that name."""
+def add_qkv_biases(model: onnx.ModelProto, biases: list[np.ndarray]) -> onnx.ModelProto:
+    """Each layer's q|k|v bias added to the packed QKV in front of its GroupQueryAttention,
+    whatever produced it (a MatMul, a MatMulNBits with or without its remainder, an int8
+    GEMM): the weight forms of a Qwen2 decoder all take their biases here."""
     g = model.graph
-    nodes = list(g.node)
-    out = []
-    placed = 0
-    for node in nodes:
-        out.append(node)
-        for src in node.output:
-            if not (src.startswith("l") and src.endswith(".qkv/out")):
-                continue
-            layer = int(src[1:].split(".")[0])
-            dst = f"{src}+bias"
-            bias = f"l{layer}.qkv.bias"
+    nodes = []
+    layer = 0
+    for node in g.node:
+        if node.op_type == "GroupQueryAttention":
+            if layer >= len(biases):
+                raise DecoderExportError(f"more attention nodes than the {len(biases)} layers")
+            src, bias = node.input[0], f"l{layer}.qkv.bias"
             g.initializer.append(numpy_helper.from_array(biases[layer].astype(np.float32), bias))
-            out.append(helper.make_node("Add", [src, bias], [dst], name=f"l{layer}/qkv_bias"))
-            for other in nodes:
-                if other.op_type == "GroupQueryAttention" and other.input[0] == src:
-                    other.input[0] = dst
-                    placed += 1
-    if placed != len(biases):
-        raise DecoderExportError("could not place the q/k/v biases in the decoder graph")
+            nodes.append(helper.make_node("Add", [src, bias], [f"{src}+bias"],
+                                          name=f"l{layer}/qkv_bias"))  # fmt: skip
+            node.input[0] = f"{src}+bias"
+            layer += 1
+        nodes.append(node)
+    if layer != len(biases):
+        raise DecoderExportError(f"{layer} attention nodes for {len(biases)} layers of biases")
     del g.node[:]
-    g.node.extend(out)
+    g.node.extend(nodes)
     return model

@@ -9,12 +9,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 
 from emolive.export.affectgpt.wheel import wheel_data
 from emolive.export.emotion_llama import model as elm
 from emolive.export.emotion_llama.checkpoint import read_checkpoint
+from emolive.export.llm.bundle import save_external
 from emolive.export.llm.forms import decoder_weights
 from emolive.export.llm.graph import build_decoder
 from emolive.export.llm.source import decoder_shape, state_dict_numpy
@@ -112,7 +112,8 @@ def export_emotion_llama(writer, work: Path, log, checkpoint, vision, audio, llm
     shape = decoder_shape(model.llm.config, MAX_CONTEXT)
     sd = state_dict_numpy(model.llm)
     dpath = work / f"{LLM_DECODER}.onnx"
-    onnx.save(build_decoder(shape, decoder_weights(shape, sd, "fp32"), LLM_DECODER), str(dpath))
+    decoder = build_decoder(shape, decoder_weights(shape, sd, "fp32"), LLM_DECODER)
+    ddata = save_external(decoder, dpath)  # a 7B decoder passes protobuf's 2 GB limit
     emb = sd["model.embed_tokens.weight"]
     emb_path = work / "embeddings.npy"
     np.save(emb_path, emb)
@@ -146,7 +147,8 @@ def export_emotion_llama(writer, work: Path, log, checkpoint, vision, audio, llm
     attrs = {"layers": shape.layers, "kv_heads": shape.kv_heads, "head_dim": shape.head_dim,
              "hidden": shape.hidden, "vocab": shape.vocab, "max_context": MAX_CONTEXT,
              "chat": {"kind": "llama2-inst", "stop_tokens": [spec.STOP_STRING]}}  # fmt: skip
-    writer.add_graph(LLM_DECODER, {"fp32": dpath}, attrs=attrs, checks=checks[LLM_DECODER])
+    writer.add_graph(LLM_DECODER, {"fp32": dpath}, attrs=attrs, checks=checks[LLM_DECODER],
+                     external_data={"fp32": [ddata]})  # fmt: skip
     writer.add_file(LLM_EMBEDDINGS, emb_path, "llm_embeddings.npy", role="token embeddings")
     writer.add_file(LLM_TOKENIZER, tok_path, "llm_tokenizer.json", role="LLaMA tokenizer")
     writer.add_json(spec.CONFIG, "emotion_llama.json", {
