@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from emolive.cli.common import check_output_path, runtime_config, runtime_options
+from emolive.cli.common import check_output_path, default_bundle, runtime_config, runtime_options
 from emolive.cli.session_loop import (
     drive,
     duration_option,
@@ -70,8 +70,9 @@ from emolive.runtime.sinks import CallSink
     "--precision",
     type=click.Choice(["fp32", "int8"]),
     default=None,
-    help="Force the vision graphs' precision (default: what the bundle measured "
-    "fastest on this device).",
+    help="Force the encoders' precision: lite's vision graphs, the affectgpt / emotion_llama "
+    "encoders that have that variant (default: what the bundle measured fastest on this "
+    "device).",
 )
 @click.option(
     "--threads", type=click.IntRange(min=1), default=None, help="Threads per vision graph session."
@@ -111,12 +112,11 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
       emo-live run --source 0 --labels "calm,stressed,excited" --show
       emo-live run --source clip.mp4 --device cuda
     """
-    from emolive.runtime.vision.analyzer import VISION_GRAPHS
+    from emolive.runtime.profiles import forced_precision
 
     # Checked first: a device this machine lacks fails before anything loads.
-    runtime = runtime_config(
-        device, backend, precision={g: precision for g in VISION_GRAPHS} if precision else None
-    )
+    forced = forced_precision(bundle or default_bundle(), precision) if precision else None
+    runtime = runtime_config(device, backend, precision=forced)
     from emolive.runtime.session import SessionError
     from emolive.runtime.sinks import SinkClosed, SinkError
     from emolive.runtime.sinks.jsonl import JsonLines

@@ -22,8 +22,6 @@ from tests.test_affectgpt_tiny import build_folders, checkpoint_state, write_che
 from tests.tiny_exports import export_tiny
 from tests.tiny_media import clip_with_audio, read_file
 
-_clip_with_audio = clip_with_audio  # the name tests/test_affectgpt_precision.py imports
-
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):

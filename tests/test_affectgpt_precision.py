@@ -117,14 +117,37 @@ def test_calibrate_writes_checked_variants_with_report_and_cpu(calibrated, check
 
 
 @pytest.mark.slow
+def test_run_precision_forces_the_encoders_that_have_the_variant(calibrated, monkeypatch):
+    from click.testing import CliRunner
+
+    from emolive.cli import run as run_cli
+    from emolive.cli.main import main
+    from emolive.runtime.bundle import Bundle
+
+    seen = {}
+
+    def stop(config, cleanup=None):
+        seen["config"] = config
+        raise SystemExit(3)
+
+    monkeypatch.setattr(run_cli, "open_session", stop)
+    got = CliRunner().invoke(main, ["run", "--source", "synthetic", "--precision", "int8",
+                                    "--bundle", str(calibrated[0])])  # fmt: skip
+    assert got.exit_code == 3, got.output
+    forced = dict(seen["config"].runtime.precision)
+    graphs = Bundle.open(calibrated[0]).graphs
+    assert forced.get(spec.VISION) == "int8" and LLM_DECODER not in forced
+    assert all("int8" in graphs[g].variants for g in forced)
+
+
 def test_a_session_reads_with_the_int8_variants(calibrated, tmp_path):
     from emolive.runtime.backends import RuntimeConfig
     from emolive.runtime.cpu import this_cpu
     from emolive.runtime.readings import validate
     from emolive.runtime.session import Session, SessionConfig
-    from tests.test_affectgpt_export import _clip_with_audio
+    from tests.tiny_media import clip_with_audio
 
-    clip = _clip_with_audio(tmp_path / "clip.mp4", seconds=2.0)
+    clip = clip_with_audio(tmp_path / "clip.mp4", seconds=2.0)
     runtime = RuntimeConfig(precision={spec.VISION: "int8", LLM_DECODER: "w8a8"})
     config = SessionConfig(bundle=calibrated[0], source=str(clip), every_s=1.0,
                            labels=FER_LABELS, realtime=False, runtime=runtime)  # fmt: skip

@@ -15,11 +15,14 @@ A profile module has one function::
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from emolive.runtime.bundle import Bundle, BundleError
+from emolive.runtime.names import LLM_DECODER
 
 # profile name -> the module that builds it
 PROFILES: dict[str, str] = {
@@ -75,6 +78,25 @@ def builder(bundle: Bundle) -> Callable[..., Pipeline]:
             f"field 'profile': no runtime profile {name!r} (this emo-live knows {known})",
         )
     return importlib.import_module(PROFILES[name]).build
+
+
+def forced_precision(root: Path | str, precision: str) -> dict[str, str]:
+    """What ``--precision`` forces for the bundle at ``root``: graph -> ``precision`` for the
+    graphs its profile lets a user force (the profile module's ``PRECISION_GRAPHS``, e.g.
+    lite's vision graphs), else for every graph but the LLM decoder (whose forms the bundle
+    chooses per CPU) that has that variant. Read from the manifest alone, before anything
+    loads; an unreadable manifest is the session's to report, so lite's rule applies."""
+    try:
+        manifest = json.loads((Path(root) / "manifest.json").read_text())
+        profile, graphs = manifest["profile"], dict(manifest["graphs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        profile, graphs = "lite", {}
+    module = importlib.import_module(PROFILES.get(profile, PROFILES["lite"]))
+    chosen = getattr(module, "PRECISION_GRAPHS", None)
+    if chosen is None:
+        chosen = [g for g, e in graphs.items()
+                  if g != LLM_DECODER and precision in (e.get("variants") or {})]  # fmt: skip
+    return {g: precision for g in chosen}
 
 
 def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:

@@ -4,10 +4,19 @@ Whisper, and SmolLM2 reading the clues in words (text-level fusion, EmoPrompt)."
 from __future__ import annotations
 
 from emolive.runtime.bundle import Bundle
-from emolive.runtime.names import LLM_DECODER, WORDS_ENCODER
+from emolive.runtime.names import (
+    EXPRESSION,
+    FACE_DETECTOR,
+    FACE_LANDMARKS,
+    LLM_DECODER,
+    WORDS_ENCODER,
+)
 from emolive.runtime.profiles import BuildContext, Pipeline
 
 RUNTIME_NAMES = {"ort": "onnxruntime", "trt": "tensorrt"}
+# What `emo-live run --precision` forces: the vision graphs (the LLM's and the words' forms
+# are chosen per CPU by the bundle).
+PRECISION_GRAPHS = (FACE_DETECTOR, FACE_LANDMARKS, EXPRESSION)
 
 
 def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
