@@ -10,6 +10,8 @@ import click
 
 from emolive.cli.common import FiniteFloatRange, default_bundle
 
+LLM_PROFILES = ("affectgpt", "emotion_llama")  # calibrate/affectgpt/profiles.py
+
 
 @click.command("calibrate")
 @click.argument("bundle", required=False, type=click.Path(path_type=Path, file_okay=False))
@@ -53,7 +55,7 @@ from emolive.cli.common import FiniteFloatRange, default_bundle
 @click.option(
     "--llm-forms",
     default=None,
-    help="affectgpt bundles: the LLM weight forms to add, comma-separated, '' for none "
+    help="affectgpt and emotion_llama bundles: the LLM weight forms to add, comma-separated, '' for none "
     "(default: int8,int4,int4f,w8a8).",
 )
 def calibrate(
@@ -74,7 +76,8 @@ def calibrate(
     each graph's preferred precision per device are written into the bundle only if every
     graph meets its agreement floor; otherwise nothing in the bundle changes.
 
-    An affectgpt bundle gets int8 variants of its vision and audio encoders, each written
+    An affectgpt bundle gets int8 variants of its vision and audio encoders (an emotion_llama
+    bundle: of EVA, MAE, VideoMAE and HuBERT), each written
     only if its token cosine with fp32 is >= 0.99 on every held-out window and the greedy
     answers on a fixed prompt set stay identical (a refused one is named in the report), and
     the LLM's int8/int4/int4f/w8a8 weight forms with the lite LLM's form report.
@@ -102,11 +105,12 @@ def calibrate(
     from emolive.runtime.bundle import BundleError
 
     bundle = bundle or default_bundle()
-    if _profile(bundle) == "affectgpt":
-        _calibrate_affectgpt(bundle, method, percentile, samples, media, every, llm_forms)
+    if _profile(bundle) in LLM_PROFILES:
+        _calibrate_llm(bundle, method, percentile, samples, media, every, llm_forms)
         return
     if llm_forms is not None:
-        raise click.BadParameter("applies to affectgpt bundles only", param_hint="--llm-forms")
+        raise click.BadParameter("applies to emotion_llama and affectgpt bundles only",
+                                 param_hint="--llm-forms")  # fmt: skip
     try:
         config = CalibrationConfig(
             quant=QuantConfig(method=method, percentile=percentile),
@@ -147,8 +151,8 @@ def calibrate(
     click.echo(json.dumps({"bundle": str(bundle), "calibration": _short(report)}, indent=2))
 
 
-def _calibrate_affectgpt(bundle, method, percentile, samples, media, every, llm_forms) -> None:
-    from emolive.calibrate.affectgpt.bundle import AffectGptCalibrationConfig, calibrate_affectgpt
+def _calibrate_llm(bundle, method, percentile, samples, media, every, llm_forms) -> None:
+    from emolive.calibrate.affectgpt.bundle import LlmCalibrationConfig, calibrate_llm_bundle
     from emolive.calibrate.affectgpt.forms import FORMS, FormError
     from emolive.calibrate.affectgpt.report import REPORT_MD, render_markdown
     from emolive.calibrate.media import MediaSplitError, user_media
@@ -160,7 +164,7 @@ def _calibrate_affectgpt(bundle, method, percentile, samples, media, every, llm_
         FORMS if llm_forms is None else tuple(f.strip() for f in llm_forms.split(",") if f.strip())
     )
     try:
-        config = AffectGptCalibrationConfig(
+        config = LlmCalibrationConfig(
             quant=QuantConfig(method=method, percentile=percentile),
             samples=samples,
             llm_forms=forms,
@@ -172,7 +176,7 @@ def _calibrate_affectgpt(bundle, method, percentile, samples, media, every, llm_
         hint = "--llm-forms" if "LLM form" in str(e) else None
         raise click.BadParameter(str(e), param_hint=hint) from e
     try:
-        report = calibrate_affectgpt(bundle, config, log=lambda m: click.echo(m, err=True))
+        report = calibrate_llm_bundle(bundle, config, log=lambda m: click.echo(m, err=True))
     except CalibrationRefused as e:
         click.echo(render_markdown(e.report), err=True)
         raise click.ClickException(str(e)) from e

@@ -1,9 +1,10 @@
 """End to end: the greedy answer on a fixed prompt set, fp32 against a variant.
 
 The prompt set is the first check windows, each with a subtitle of ``SUBTITLES`` in turn and
-the bundle's own question; the answer is generated greedily through the runtime's
-``AffectGptModel`` (its encoders, token splicing and decoder session), so what is compared
-is what a session would say with the variant in place of its fp32 graph.
+the bundle's own question; the answer is generated greedily through the runtime's own model
+(``AffectGptModel``, ``EmotionLlamaModel``: its encoders, token splicing and decoder
+session), so what is compared is what a session would say with the variant in place of its
+fp32 graph. The profile (``profiles``) says how the model loads, encodes and swaps a graph.
 """
 
 from __future__ import annotations
@@ -11,15 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
-
+from emolive.calibrate.affectgpt.profiles import Profile
 from emolive.calibrate.affectgpt.windows import Window
-from emolive.runtime.affectgpt import spec
-from emolive.runtime.affectgpt.reasoner import AffectGptModel
-from emolive.runtime.backends import RuntimeConfig
 from emolive.runtime.bundle import Bundle
 from emolive.runtime.llm.decoder import DecoderSession
-from emolive.runtime.names import LLM_DECODER
 
 SUBTITLES = (
     "",
@@ -27,7 +23,6 @@ SUBTITLES = (
     "It is fine, honestly. Everything is fine.",
     "Could you please stop doing that?",
 )
-GRAPHS = (spec.VISION, spec.AUDIO, spec.FUSION, LLM_DECODER)
 
 
 @dataclass(frozen=True)
@@ -40,34 +35,32 @@ def prompts(windows: Sequence[Window], count: int) -> list[Prompt]:
     return [Prompt(w, SUBTITLES[i % len(SUBTITLES)]) for i, w in enumerate(windows[:count])]
 
 
-def fp32_model(bundle: Bundle, threads: int | None = None) -> AffectGptModel:
+def fp32_model(bundle: Bundle, profile: Profile, threads: int | None = None):
     """The bundle's model with every graph in fp32, whatever it prefers."""
-    runtime = RuntimeConfig(precision={g: "fp32" for g in GRAPHS}, threads=threads)
-    return AffectGptModel.from_bundle(bundle, runtime)
+    return profile.load(bundle, threads)
 
 
-def with_encoders(model: AffectGptModel, runners: dict) -> AffectGptModel:
+def with_encoders(model, runners: dict, profile: Profile):
     """``model`` with some encoder runners replaced (graph name -> runner)."""
-    fields = {spec.VISION: "vision", spec.AUDIO: "audio", spec.FUSION: "fusion"}
-    return replace(model, **{fields[g]: r for g, r in runners.items()})
+    return profile.with_encoders(model, runners)
 
 
-def with_decoder(model: AffectGptModel, graph, precision: str) -> AffectGptModel:
+def with_decoder(model, graph, precision: str):
     s = model.session
     session = DecoderSession(graph, s.embeddings, s.layout, s.max_context, precision=precision)
     return replace(model, session=session, precision=precision)
 
 
-def encode(model: AffectGptModel, prompts: Sequence[Prompt]) -> list[dict[str, np.ndarray]]:
-    return [model.encode(p.window.pixels, p.window.clips) for p in prompts]
+def encode(model, prompts: Sequence[Prompt], profile: Profile) -> list:
+    return [profile.encode(model, p.window) for p in prompts]
 
 
-def answers(model: AffectGptModel, prompts: Sequence[Prompt], tokens: int,
-            encoded: list[dict] | None = None) -> list[list[int]]:  # fmt: skip
+def answers(model, prompts: Sequence[Prompt], tokens: int, profile: Profile,
+            encoded: list | None = None) -> list[list[int]]:  # fmt: skip
     """Greedy answer ids per prompt (at most ``tokens`` each); ``encoded``: the prompts'
     modality tokens when they are already known (a decoder form with fp32 encoders)."""
-    config = model.generation_config(greedy=True, max_new_tokens=tokens)
-    encoded = encode(model, prompts) if encoded is None else encoded
+    config = profile.generation(model, tokens)
+    encoded = encode(model, prompts, profile) if encoded is None else encoded
     return [list(model.answer(e, p.subtitle, config).ids)
             for p, e in zip(prompts, encoded, strict=True)]  # fmt: skip
 

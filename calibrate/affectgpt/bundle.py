@@ -1,4 +1,5 @@
-"""Calibrate an affectgpt bundle: int8 encoders and the LLM's weight forms, checked, written.
+"""Calibrate an LLM profile's bundle (affectgpt, emotion_llama): int8 encoders and the LLM's
+weight forms, checked, written. What differs by profile is in ``profiles``.
 
 An encoder's int8 variant is written only if it meets both bounds (token cosine on every
 check window, identical greedy answers with it in place), and the written ones must also
@@ -22,6 +23,7 @@ import numpy as np
 from emolive.calibrate.affectgpt import answers as ans
 from emolive.calibrate.affectgpt import encoders as enc
 from emolive.calibrate.affectgpt.forms import FORMS, Fp32Decoder, calibration_ids, input_absmax
+from emolive.calibrate.affectgpt.profiles import ALL_ENCODERS, PROFILES, Profile
 from emolive.calibrate.affectgpt.report import (
     REPORT_JSON,
     REPORT_MD,
@@ -29,7 +31,7 @@ from emolive.calibrate.affectgpt.report import (
     render_markdown,
     summary,
 )
-from emolive.calibrate.affectgpt.windows import SILENT_PEAK, WINDOW_S, voiced, windows
+from emolive.calibrate.affectgpt.windows import WINDOW_S, silent, voiced, windows
 from emolive.calibrate.media import (
     CALIBRATION,
     CALIBRATION_MEDIA,
@@ -46,7 +48,6 @@ from emolive.export.bundle import BundleWriter
 from emolive.export.llm.bundle import external_data_of, preferred_form
 from emolive.export.llm.check import probe_forms
 from emolive.export.llm.report import form_report
-from emolive.runtime.affectgpt import spec
 from emolive.runtime.backends.ort import OrtGraph
 from emolive.runtime.bundle import Bundle, BundleError, sha256_of
 from emolive.runtime.cpu import this_cpu
@@ -58,13 +59,13 @@ PROBE_TOKENS = 16
 
 
 @dataclass(frozen=True)
-class AffectGptCalibrationConfig:
+class LlmCalibrationConfig:
     quant: QuantConfig = QuantConfig()
     calibration_media: tuple[MediaFile, ...] = CALIBRATION_MEDIA
     evaluation_media: tuple[MediaFile, ...] = EVALUATION_MEDIA
     window_s: float = WINDOW_S
     samples: int | None = None  # most calibration windows; None: all
-    encoders: tuple[str, ...] = enc.ENCODERS
+    encoders: tuple[str, ...] | None = None  # None: every encoder of the bundle's profile
     llm_forms: tuple[str, ...] = FORMS
     min_token_cosine: float = enc.MIN_TOKEN_COSINE
     answer_prompts: int = 4
@@ -73,9 +74,9 @@ class AffectGptCalibrationConfig:
     threads: int | None = None
 
     def __post_init__(self):
-        for g in self.encoders:
-            if g not in enc.ENCODERS:
-                raise ValueError(f"unknown encoder {g!r}; choose from {', '.join(enc.ENCODERS)}")
+        for g in self.encoders or ():
+            if g not in ALL_ENCODERS:
+                raise ValueError(f"unknown encoder {g!r}; choose from {', '.join(ALL_ENCODERS)}")
         for p in self.llm_forms:
             if p not in FORMS:
                 raise ValueError(f"unknown LLM form {p!r}; choose from {', '.join(FORMS)}")
@@ -85,37 +86,45 @@ class AffectGptCalibrationConfig:
             raise ValueError("answer_prompts, answer_tokens and latency_repeats must be >= 1")
 
 
-def calibrate_affectgpt(
+def calibrate_llm_bundle(
     bundle_dir: Path | str,
-    config: AffectGptCalibrationConfig = AffectGptCalibrationConfig(),
+    config: LlmCalibrationConfig = LlmCalibrationConfig(),
     log: Callable[[str], None] = print,
 ) -> dict:
     """Add the variants that pass to ``bundle_dir``; return the report (see module doc)."""
     bundle = Bundle.open(bundle_dir)
-    if bundle.profile != spec.PROFILE:
+    profile = PROFILES.get(bundle.profile)
+    if profile is None:
         raise BundleError(bundle.root / "manifest.json", f"profile is {bundle.profile!r}, not "
-                          f"{spec.PROFILE!r}")  # fmt: skip
+                          f"one of {', '.join(PROFILES)}")  # fmt: skip
+    chosen = profile.encoders if config.encoders is None else config.encoders
+    other = [g for g in chosen if g not in profile.encoders]
+    if other:
+        raise ValueError(f"{', '.join(other)}: not an encoder of this {profile.name} bundle "
+                         f"({', '.join(profile.encoders)})")  # fmt: skip
     check_disjoint(config.calibration_media, config.evaluation_media)
-    calibration, voices = voiced(windows(config.calibration_media, config.window_s))
+    size = profile.frame_size
+    calibration, voices = voiced(windows(config.calibration_media, config.window_s, size))
     calibration = [calibration[i] for i in evenly(np.arange(len(calibration)), config.samples)]
-    check = windows(config.evaluation_media, config.window_s)
+    check = windows(config.evaluation_media, config.window_s, size)
     prompts = ans.prompts(check, config.answer_prompts)
     log(f"windows: {len(calibration)} calibration ({voices} voiced), {len(check)} check")
-    reference = ans.fp32_model(bundle, config.threads)
-    ref_tokens = ans.encode(reference, prompts)
-    ref_answers = ans.answers(reference, prompts, config.answer_tokens, ref_tokens)
+    reference = ans.fp32_model(bundle, profile, config.threads)
+    ref_tokens = ans.encode(reference, prompts, profile)
+    ref_answers = ans.answers(reference, prompts, config.answer_tokens, profile, ref_tokens)
 
-    with tempfile.TemporaryDirectory(prefix="emolive-affectgpt-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"emolive-{profile.name}-") as tmp:
         tmp = Path(tmp)
         encoders, runners = {}, {}
-        for g in config.encoders:
-            encoders[g], runners[g] = _encoder(bundle, g, calibration, check, prompts,
+        for g in chosen:
+            encoders[g], runners[g] = _encoder(bundle, profile, g, calibration, check, prompts,
                                                ref_answers, reference, tmp, config, log)  # fmt: skip
         together = None
         passing = {g: runners[g] for g, e in encoders.items() if e["written"]}
         if len(passing) > 1:
             together = ans.compare(ref_answers, ans.answers(
-                ans.with_encoders(reference, passing), prompts, config.answer_tokens))  # fmt: skip
+                ans.with_encoders(reference, passing, profile), prompts, config.answer_tokens,
+                profile))  # fmt: skip
             if not together["all_equal"]:
                 for g in passing:
                     encoders[g]["written"] = False
@@ -123,13 +132,13 @@ def calibrate_affectgpt(
                                                    "changes a greedy answer")  # fmt: skip
         llm, form_paths, records = {}, {}, {}
         if config.llm_forms:
-            llm, form_paths, records = _forms(bundle, reference, prompts, ref_tokens,
+            llm, form_paths, records = _forms(bundle, profile, reference, prompts, ref_tokens,
                                               ref_answers, tmp, config, log)  # fmt: skip
         report = build_report(
-            encoders=encoders, together=together, llm=llm,
+            profile=profile.name, encoders=encoders, together=together, llm=llm,
             config={**config.quant.info(), "window_s": config.window_s,
                     "samples_limit": config.samples, "answer_tokens": config.answer_tokens,
-                    "encoders": list(config.encoders), "llm_forms": list(config.llm_forms)},
+                    "encoders": list(chosen), "llm_forms": list(config.llm_forms)},
             bounds={"token_cosine_min": config.min_token_cosine,
                     "answers": "identical greedy answers on every prompt"},
             media={CALIBRATION: [m.record() for m in config.calibration_media if m.is_video],
@@ -138,30 +147,39 @@ def calibrate_affectgpt(
                      "prompts": len(prompts),
                      "prompt_windows": [{**p.window.record(), "subtitle": p.subtitle}
                                         for p in prompts]},
-            notes=_notes(voices, _silent(calibration), encoders),
+            notes=_notes(profile, voices, sum(map(silent, calibration)), encoders)
+            + llm.get("notes", []),
         )  # fmt: skip
         if not report["written"]:
             raise CalibrationRefused(bundle.root, _refusal(report))
         quant = {**config.quant.info(), "window_s": config.window_s}
-        _write(bundle, report, encoders, runners, check, form_paths, records, quant, tmp)
+        _write(bundle, profile, report, encoders, runners, check, form_paths, records, quant, tmp)
     return report
 
 
-def _encoder(bundle, g, calibration, check, prompts, ref_answers, reference, tmp, config, log):
+# The names the affectgpt calibration had before emotion_llama joined it.
+AffectGptCalibrationConfig = LlmCalibrationConfig
+calibrate_affectgpt = calibrate_llm_bundle
+
+
+def _encoder(bundle, profile: Profile, g, calibration, check, prompts, ref_answers, reference,
+             tmp, config, log):  # fmt: skip
     fp32_path = bundle.graph(g).variant("fp32").path
     out = tmp / f"{g}.int8.onnx"
-    quantization = enc.quantize(fp32_path, out, enc.feeds(g, calibration), config.quant)
+    quantization = enc.quantize(fp32_path, out, enc.feeds(g, calibration, profile), config.quant,
+                                profile.heads)  # fmt: skip
     fp32 = OrtGraph(fp32_path, "fp32", threads=config.threads)
     int8 = OrtGraph(out, "int8", threads=config.threads)
-    agreement = enc.agreement(fp32, int8, enc.feeds(g, check))
+    agreement = enc.agreement(fp32, int8, enc.feeds(g, check, profile), profile.tokens[g])
     failures = enc.bound_failures(agreement, config.min_token_cosine)
-    got = ans.answers(ans.with_encoders(reference, {g: int8}), prompts, config.answer_tokens)
+    got = ans.answers(ans.with_encoders(reference, {g: int8}, profile), prompts,
+                      config.answer_tokens, profile)  # fmt: skip
     answers = ans.compare(ref_answers, got)
     if not answers["all_equal"]:
         failures.append(f"greedy answers differ from fp32's on "
                         f"{answers['prompts'] - answers['answers_equal']} of "
                         f"{answers['prompts']} prompts")  # fmt: skip
-    feed = enc.feeds(g, check[:1])[0]
+    feed = enc.feeds(g, check[:1], profile)[0]
     ms = _latency(fp32_path, out, feed, config.latency_repeats)
     log(f"  {g}: token cosine min {agreement['token_cosine_min']:.4f}, answers "
         f"{answers['answers_equal']}/{answers['prompts']} equal, fp32 {ms['fp32']:.2f} ms, "
@@ -175,12 +193,13 @@ def _encoder(bundle, g, calibration, check, prompts, ref_answers, reference, tmp
     return record, int8
 
 
-def _forms(bundle, reference, prompts, ref_tokens, ref_answers, tmp, config, log):
+def _forms(bundle, profile, reference, prompts, ref_tokens, ref_answers, tmp, config, log):
     entry = bundle.graph(LLM_DECODER)
     embeddings = np.load(bundle.file(LLM_EMBEDDINGS), mmap_mode="r")
     decoder = Fp32Decoder.read(entry.variant("fp32").path, embeddings)
-    tokenizer = ChatTokenizer(bundle.file(LLM_TOKENIZER),
-                              ChatFormat.from_attrs(entry.attrs.get("chat") or {}))  # fmt: skip
+    tokenizer, chat_note = _form_tokenizer(
+        bundle.file(LLM_TOKENIZER), entry.attrs.get("chat") or {}
+    )
     # The forms are built from weights read back out of the fp32 graph: rebuilt as fp32 they
     # must give its logits exactly, or the reading is wrong and no form is made.
     paths = {"fp32": decoder.path, "fp32_rebuilt": decoder.form("fp32", tmp / "rebuilt.onnx")}
@@ -198,7 +217,7 @@ def _forms(bundle, reference, prompts, ref_tokens, ref_answers, tmp, config, log
     forms = {}
     for p in config.llm_forms:
         form = ans.with_decoder(reference, paths[p], p)
-        got = ans.answers(form, prompts, config.answer_tokens, ref_tokens)
+        got = ans.answers(form, prompts, config.answer_tokens, profile, ref_tokens)
         size = paths[p].stat().st_size + external_data_of(paths[p]).stat().st_size
         forms[p] = {**report[p], "answers": ans.compare(ref_answers, got), "bytes": size,
                     "probe_deviation": records[p]["probe_deviation"]}  # fmt: skip
@@ -207,16 +226,26 @@ def _forms(bundle, reference, prompts, ref_tokens, ref_answers, tmp, config, log
     fp32 = report["fp32"]
     llm = {"forms": forms, "fp32": {**fp32, "bytes": decoder.path.stat().st_size},
            "prefer": preferred_form(report), "eval_text": fp32["eval_text"],
-           "eval_tokens": fp32["eval_tokens"]}  # fmt: skip
+           "eval_tokens": fp32["eval_tokens"], "notes": [chat_note] if chat_note else []}  # fmt: skip
     probe_file = probe.save(tmp / f"{LLM_DECODER}.probe.npz")
     return llm, {p: paths[p] for p in config.llm_forms}, {"probe": probe_file, **records}
 
 
-def _silent(got) -> int:
-    return sum(float(np.abs(w.clips).max(initial=0.0)) < SILENT_PEAK for w in got)
+def _form_tokenizer(path: Path, chat: dict) -> tuple[ChatTokenizer, str | None]:
+    """The tokenizer the lite LLM's form report runs; its label probes are ChatML chats, so a
+    bundle in another chat format (emotion_llama's LLaMA-2 ``[INST]``) gets them in ChatML
+    written as plain text, with a note: they then compare each form with fp32, nothing more."""
+    kind = chat.get("kind", "chatml")
+    if kind == "chatml":
+        return ChatTokenizer(path, ChatFormat.from_attrs(chat)), None
+    stops = tuple(chat.get("stop_tokens") or ())
+    note = (f"The LLM forms' label probes are the lite LLM's ChatML chats, not this model's "
+            f"{kind!r} prompt: their labels compare each form with fp32 only; the greedy answers "
+            "on the prompt set use the model's own prompt.")  # fmt: skip
+    return ChatTokenizer(path, ChatFormat(stop_tokens=stops)), note
 
 
-def _notes(voices: int, silent: int, encoders: dict) -> list[str]:
+def _notes(profile: Profile, voices: int, silent: int, encoders: dict) -> list[str]:
     notes = []
     if silent:
         notes.append(f"{silent} calibration windows have a silent track (espeak-ng is not "
@@ -229,9 +258,7 @@ def _notes(voices: int, silent: int, encoders: dict) -> list[str]:
     if slower:
         notes.append(f"int8 is slower than fp32 on this CPU for {', '.join(slower)}: the bundle "
                      "keeps preferring fp32 there on CPU (`--precision int8` still loads it)")  # fmt: skip
-    notes.append("The fusion graph stays fp32: it is all projection (two feature means in, one "
-                 "token out), the part the encoders' int8 graphs also keep in fp32.")  # fmt: skip
-    return notes
+    return notes + list(profile.notes)
 
 
 def _refusal(report: dict) -> dict:
@@ -239,13 +266,13 @@ def _refusal(report: dict) -> dict:
     return {**report, "graphs": {g: {"floor_failures": f} for g, f in report["refused"].items()}}
 
 
-def _write(bundle, report, encoders, runners, check, form_paths, records, quant, tmp):
+def _write(bundle, profile, report, encoders, runners, check, form_paths, records, quant, tmp):
     writer = BundleWriter.reopen(bundle.root)
     for g, e in encoders.items():
         if not e["written"]:
             continue
         fp32 = OrtGraph(bundle.graph(g).variant("fp32").path, "fp32", threads=1)
-        feed = enc.feeds(g, check[:1])[0]
+        feed = enc.feeds(g, check[:1], profile)[0]
         probe = Probe(feed, fp32.run(feed))
         probe_file = probe.save(tmp / f"{g}.probe.npz")
         writer.add_file(probe_key(g), probe_file, probe_file.name, role="parity probe")

@@ -1,11 +1,12 @@
-"""The affectgpt decoder in the lite LLM's weight forms, built from the bundle's fp32 graph.
+"""An LLM profile's decoder in the lite LLM's weight forms, built from the bundle's fp32 graph.
 
 ``export.affectgpt.decoder`` writes Qwen2 as ``export.llm.graph.build_decoder``'s graph plus
-one q|k|v bias Add per layer, so the fp32 graph's initializers are the model's weights under
+one q|k|v bias Add per layer, and ``export.emotion_llama`` writes LLaMA as that graph alone
+(no biases), so the fp32 graph's initializers are the model's weights under
 known names. They are read back into a Hugging Face-named state dict, each form is built by
-``export.llm.forms.decoder_weights`` exactly as for the lite LLM, and the biases go back in
-front of each GroupQueryAttention (whatever op computes q|k|v in that form). The rotary
-tables are copied from the fp32 graph, so a form differs from it only in its weights.
+``export.llm.forms.decoder_weights`` exactly as for the lite LLM, and the biases (where the
+graph has them) go back in front of each GroupQueryAttention (whatever op computes q|k|v in
+that form). The rotary tables are copied from the fp32 graph, so a form differs from it only in its weights.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Fp32Decoder:
     path: Path
     shape: DecoderShape
     state: dict[str, np.ndarray]
-    biases: list[np.ndarray]
+    biases: list[np.ndarray] | None  # q|k|v biases per layer (Qwen2); None: LLaMA, none
     rotary: dict[str, np.ndarray]
 
     @classmethod
@@ -93,9 +94,14 @@ class Fp32Decoder:
             sd[p + "mlp.down_proj.weight"] = weight(f"l{i}.down.weight_t").T
             sd[p + "input_layernorm.weight"] = weight("l0.input_norm" if i == 0 else f"l{i}.norm")
             sd[p + "post_attention_layernorm.weight"] = weight(f"l{i}.post_norm")
-            biases.append(weight(f"l{i}.qkv.bias"))
+            if f"l{i}.qkv.bias" in inits:
+                biases.append(weight(f"l{i}.qkv.bias"))
+        if biases and len(biases) != layers:
+            raise FormError(f"{path}: {len(biases)} of {layers} layers have a q|k|v bias")
         sd = {k: np.ascontiguousarray(v, np.float32) for k, v in sd.items()}
-        return cls(path, shape, sd, biases, {"cos_cache": cos, "sin_cache": weight("sin_cache")})
+        return cls(
+            path, shape, sd, biases or None, {"cos_cache": cos, "sin_cache": weight("sin_cache")}
+        )
 
     @property
     def layout(self) -> DecoderLayout:
@@ -106,7 +112,8 @@ class Fp32Decoder:
         """Build, bias and save one form (weights in ``<out>.data``, as the lite LLM's)."""
         weights = decoder_weights(self.shape, self.state, precision, input_absmax=input_absmax)
         model = build_decoder(self.shape, weights, f"{LLM_DECODER}_{precision}")
-        add_qkv_biases(model, self.biases)
+        if self.biases:
+            add_qkv_biases(model, self.biases)
         for init in model.graph.initializer:
             if init.name in self.rotary:
                 init.CopyFrom(numpy_helper.from_array(self.rotary[init.name], init.name))

@@ -1,4 +1,4 @@
-"""The affectgpt calibration report: per encoder, token cosine with fp32 on check windows and
+"""The LLM profiles' calibration report: per encoder, token cosine with fp32 on check windows and
 the greedy answers with it in place; per LLM form, the lite LLM's form report plus the same
 answers; sizes, CPU latency and the CPU that measured it all (JSON and Markdown)."""
 
@@ -15,13 +15,13 @@ REPORT_JSON = "calibration_report.json"
 REPORT_MD = "calibration_report.md"
 
 
-def build_report(*, encoders: dict, together: dict | None, llm: dict, config: dict,
+def build_report(*, profile: str, encoders: dict, together: dict | None, llm: dict, config: dict,
                  bounds: dict, media: dict, windows: dict, notes: list[str]) -> dict:  # fmt: skip
     written = [g for g, e in encoders.items() if e["written"]]
     return {
         "emolive_version": emolive.__version__,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "profile": "affectgpt",
+        "profile": profile,
         # int8 kernels differ by CPU class (runtime/cpu.py): every number here is this CPU's.
         "measured_on": this_cpu().record(),
         "passed": bool(written) and len(written) == len(encoders),
@@ -42,7 +42,7 @@ def summary(report: dict) -> dict:
     """The short form kept in the manifest's ``calibration`` field."""
     return {
         "report": REPORT_JSON,
-        "profile": "affectgpt",
+        "profile": report["profile"],
         "passed": report["passed"],
         "created_utc": report["created_utc"],
         "measured_on": report["measured_on"],
@@ -66,7 +66,7 @@ def _answers(a: dict | None) -> str:
 def render_markdown(report: dict) -> str:
     b, w, c = report["bounds"], report["windows"], report["config"]
     lines = [
-        "# INT8 / LLM weight-form calibration report (affectgpt)",
+        f"# INT8 / LLM weight-form calibration report ({report['profile']})",
         "",
         f"emo-live {report['emolive_version']}, {report['created_utc']}. Written: "
         + (", ".join(report["written"]) or "nothing")

@@ -1,8 +1,9 @@
-"""Windows as the affectgpt reasoner sees them, cut from media files with audio.
+"""Windows as the LLM profiles' reasoners see them, cut from media files with audio.
 
-A window is ``window_s`` seconds of a clip: its frames resized to 224 x 224 (BGR, as the
-runtime's FrameStore keeps them) and sampled 8 times, its 16 kHz audio cut into 8 clips
-(``clips_of``). Calibration windows come from the calibration media and check windows from
+A window is ``window_s`` seconds of a clip: its frames resized to the profile's square size
+(BGR, as the runtime's FrameStore keeps them: 224 for affectgpt, 448 for emotion_llama) and
+its 16 kHz audio. affectgpt samples 8 of the frames (``pixels``) and cuts the audio into 8
+clips (``clips``); emotion_llama's encoders take the frames and samples whole. Calibration windows come from the calibration media and check windows from
 the evaluation media; ``check_disjoint`` refuses a split that shares a file or a person.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -38,8 +40,19 @@ class Window:
     media: str
     t_start: float
     t_end: float
-    pixels: np.ndarray  # [8, 3, 224, 224] float32 0..255 BGR
-    clips: np.ndarray  # [8, 32000] float32
+    frames: tuple[np.ndarray, ...]  # [size, size, 3] uint8 BGR, the window's frames
+    samples: np.ndarray  # [n] float32 16 kHz
+
+    @cached_property
+    def pixels(self) -> np.ndarray:
+        """affectgpt's [8, 3, 224, 224] float32 0..255 BGR."""
+        picked = [self.frames[i] for i in frame_indices(len(self.frames))]
+        return np.stack(picked).transpose(0, 3, 1, 2).astype(np.float32)
+
+    @cached_property
+    def clips(self) -> np.ndarray:
+        """affectgpt's [8, 32000] float32."""
+        return clips_of(self.samples)
 
     def record(self) -> dict:
         return {"media": self.media, "t_start": round(self.t_start, 3),
@@ -50,19 +63,21 @@ def _audio(path) -> np.ndarray:
     try:
         chunks = [c.samples for c in open_audio_file(path)]
     except AudioSourceError as e:
-        raise MediaSplitError(f"affectgpt calibration media {path}: {e}") from e
+        raise MediaSplitError(f"calibration media {path}: {e}") from e
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
 
 
-def media_windows(m: MediaFile, window_s: float = WINDOW_S) -> list[Window]:
-    """The whole ``window_s`` windows of one clip (a shorter clip gives one window)."""
+def media_windows(m: MediaFile, window_s: float = WINDOW_S, size: int = spec.IMAGE_SIZE
+                  ) -> list[Window]:  # fmt: skip
+    """The whole ``window_s`` windows of one clip (a shorter clip gives one window), frames
+    ``size`` px square."""
     if not m.is_video:
         return []
     path = m.path()
     try:
         frames = [(f.t, f.image) for f in VideoFile(path).frames() if f.index % m.every == 0]
     except SourceError as e:
-        raise MediaSplitError(f"affectgpt calibration media {path}: {e}") from e
+        raise MediaSplitError(f"calibration media {path}: {e}") from e
     samples = _audio(path)
     if not frames:
         return []
@@ -72,19 +87,19 @@ def media_windows(m: MediaFile, window_s: float = WINDOW_S) -> list[Window]:
     for k in range(count):
         t0, t1 = k * window_s, (k + 1) * window_s if k < count - 1 else end
         images = [im for t, im in frames if t0 <= t < t1] or [frames[-1][1]]
-        small = [cv2.resize(images[i], (spec.IMAGE_SIZE, spec.IMAGE_SIZE),
-                            interpolation=cv2.INTER_LINEAR) for i in frame_indices(len(images))]  # fmt: skip
+        small = tuple(cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR)
+                      for im in images)  # fmt: skip
         audio = samples[int(t0 * spec.SAMPLE_RATE) : int(t1 * spec.SAMPLE_RATE)]
-        out.append(Window(m.name, t0, t1, np.stack(small).transpose(0, 3, 1, 2).astype(np.float32),
-                          clips_of(audio)))  # fmt: skip
+        out.append(Window(m.name, t0, t1, small, audio))
     return out
 
 
-def windows(media: Sequence[MediaFile], window_s: float = WINDOW_S) -> list[Window]:
-    got = [w for m in media for w in media_windows(m, window_s)]
+def windows(media: Sequence[MediaFile], window_s: float = WINDOW_S, size: int = spec.IMAGE_SIZE
+            ) -> list[Window]:  # fmt: skip
+    got = [w for m in media for w in media_windows(m, window_s, size)]
     if not got:
         names = ", ".join(m.name for m in media)
-        raise MediaSplitError(f"no video clip among the affectgpt calibration media ({names})")
+        raise MediaSplitError(f"no video clip among the calibration media ({names})")
     return got
 
 
@@ -97,7 +112,7 @@ def voiced(got: Sequence[Window], sentences: Sequence[str] = CALIBRATION_SPEECH)
 
     out, count, voices = [], 0, {}
     for w in got:
-        if float(np.abs(w.clips).max(initial=0.0)) >= SILENT_PEAK:
+        if not silent(w):
             out.append(w)
             continue
         text = sentences[count % len(sentences)]
@@ -105,6 +120,10 @@ def voiced(got: Sequence[Window], sentences: Sequence[str] = CALIBRATION_SPEECH)
             voices[text] = voices[text] if text in voices else speech(text)
         except ClipError:
             return list(got), 0
-        out.append(Window(w.media, w.t_start, w.t_end, w.pixels, clips_of(voices[text])))
+        out.append(Window(w.media, w.t_start, w.t_end, w.frames, voices[text]))
         count += 1
     return out, count
+
+
+def silent(w: Window) -> bool:
+    return float(np.abs(w.samples).max(initial=0.0)) < SILENT_PEAK

@@ -1,0 +1,110 @@
+"""What differs between the LLM profiles calibrated here (affectgpt, emotion_llama).
+
+A ``Profile`` names which graphs are encoders, the frame size its windows keep (the
+runtime's FrameStore size), how a window becomes each encoder's feed, which outputs are the
+tokens the cosine bound reads, which nodes after the features stay fp32, and how the
+runtime's own model loads, encodes a window and swaps in a runner. Everything else (the
+quantizer, the bounds, the LLM forms, the report, what is written) is one code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from emolive.calibrate.affectgpt.windows import Window
+from emolive.runtime.affectgpt import spec as ag
+from emolive.runtime.affectgpt.reasoner import AffectGptModel
+from emolive.runtime.backends import RuntimeConfig
+from emolive.runtime.bundle import Bundle
+from emolive.runtime.emotion_llama import reasoner as el_reasoner
+from emolive.runtime.emotion_llama import spec as el
+from emolive.runtime.emotion_llama.media import utterance, window_pixels
+from emolive.runtime.names import LLM_DECODER
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    frame_size: int  # the windows' frames, square, as the runtime's FrameStore keeps them
+    encoders: tuple[str, ...]  # the graphs that get an int8 variant
+    graphs: tuple[str, ...]  # every graph the model loads (forced fp32 for the reference)
+    feeds: Callable[[str, Window], dict]  # (encoder, window) -> its feed
+    tokens: dict[str, tuple[str, ...]]  # encoder -> outputs that are LLM tokens
+    heads: str  # "pooling": from the feature_mean's input on; "projection": the last layer
+    model: type  # the runtime's model: from_bundle, answer, session, precision
+    encode: Callable  # (model, window) -> what model.answer takes
+    with_encoders: Callable  # (model, {graph: runner}) -> model
+    generation: Callable  # (model, tokens) -> greedy GenerationConfig
+    notes: tuple[str, ...] = ()
+
+    def load(self, bundle: Bundle, threads: int | None = None):
+        """The bundle's model with every graph in fp32, whatever it prefers."""
+        runtime = RuntimeConfig(precision={g: "fp32" for g in self.graphs}, threads=threads)
+        return self.model.from_bundle(bundle, runtime)
+
+    def feed(self, graph: str, window: Window) -> dict:
+        if graph not in self.encoders:
+            raise ValueError(f"{graph!r} is not a {self.name} encoder calibrated here "
+                             f"({', '.join(self.encoders)})")  # fmt: skip
+        return self.feeds(graph, window)
+
+
+def _affectgpt_feed(graph: str, w: Window) -> dict:
+    return {ag.PIXELS: w.pixels} if graph == ag.VISION else {ag.CLIPS: w.clips}
+
+
+_AG_FIELDS = {ag.VISION: "vision", ag.AUDIO: "audio", ag.FUSION: "fusion"}
+
+AFFECTGPT = Profile(
+    name=ag.PROFILE,
+    frame_size=ag.IMAGE_SIZE,
+    encoders=(ag.VISION, ag.AUDIO),
+    graphs=(ag.VISION, ag.AUDIO, ag.FUSION, LLM_DECODER),
+    feeds=_affectgpt_feed,
+    tokens={ag.VISION: (ag.TOKEN,), ag.AUDIO: (ag.TOKEN,)},
+    heads="pooling",
+    model=AffectGptModel,
+    encode=lambda model, w: model.encode(w.pixels, w.clips),
+    with_encoders=lambda model, runners: replace(
+        model, **{_AG_FIELDS[g]: r for g, r in runners.items()}
+    ),
+    generation=lambda model, n: model.generation_config(greedy=True, max_new_tokens=n),
+    notes=(
+        "The fusion graph stays fp32: it is all projection (two feature means in, one "
+        "token out), the part the encoders' int8 graphs also keep in fp32.",
+    ),
+)
+
+
+def _emotion_llama_feed(graph: str, w: Window) -> dict:
+    if graph == el.AUDIO:
+        return {el.SAMPLES: utterance(w.samples)}
+    return {el.PIXELS: window_pixels(list(w.frames))[graph]}
+
+
+EMOTION_LLAMA = Profile(
+    name=el.PROFILE,
+    frame_size=el.IMAGE_SIZE,
+    encoders=el_reasoner.ENCODERS,
+    graphs=(*el_reasoner.ENCODERS, LLM_DECODER),
+    feeds=_emotion_llama_feed,
+    tokens={
+        el.VISION: (el.PATCHES, el.CLS),
+        el.FACE: (el.TOKEN,),
+        el.VIDEO: (el.TOKEN,),
+        el.AUDIO: (el.TOKEN,),
+    },  # fmt: skip
+    heads="projection",
+    model=el_reasoner.EmotionLlamaModel,
+    encode=lambda model, w: model.encode(list(w.frames), w.samples),
+    with_encoders=lambda model, runners: replace(model, encoders={**model.encoders, **runners}),
+    generation=lambda model, n: model.generation_config(max_new_tokens=n),
+    notes=(
+        "MAE's windows are whole frames here (no face detector runs in calibration); a session "
+        "with the bundle's detector feeds it face crops.",
+    ),
+)
+
+PROFILES = {p.name: p for p in (AFFECTGPT, EMOTION_LLAMA)}
+ALL_ENCODERS = tuple(g for p in PROFILES.values() for g in p.encoders)
