@@ -116,13 +116,13 @@ def test_the_model_loads_the_written_variants_and_answers(calibrated):
 def test_a_bound_no_encoder_meets_leaves_the_bundle_as_it_was(exported, tmp_path):
     from click.testing import CliRunner
 
+    from emolive.calibrate.affectgpt.bundle import calibrate_llm_bundle
+    from emolive.calibrate.vision import CalibrationRefused
     from emolive.cli.main import main
 
     root = tmp_path / "bundle"
     shutil.copytree(exported, root)
     before = (root / "manifest.json").read_text()
-    from emolive.calibrate.affectgpt.bundle import calibrate_llm_bundle
-    from emolive.calibrate.vision import CalibrationRefused
 
     config = _config(encoders=(spec.FACE,), llm_forms=(), min_token_cosine=1.0, samples=2,
                      answer_prompts=1, answer_tokens=2)  # fmt: skip
