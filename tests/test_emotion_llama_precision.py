@@ -26,7 +26,8 @@ def exported(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("emotion_llama_precision")
     folders = build_folders(root)
     ckpt = write_checkpoint(root / "checkpoint_best.pth")
-    export_tiny("emotion_llama", root / "fp32", ckpt, folders, ["model"])
+    # With the face detector: MAE is calibrated and checked on face crops, as a session feeds it.
+    export_tiny("emotion_llama", root / "fp32", ckpt, folders, ["model", "faces"])
     return root / "fp32"
 
 
@@ -89,6 +90,8 @@ def test_calibrate_checks_every_encoder_and_writes_only_what_passes(calibrated):
     assert saved["profile"] == spec.PROFILE and saved["refused"] == report["refused"]
     md = bundle.file("calibration_report_md").read_text()
     assert "(emotion_llama)" in md and "| w8a8 |" in md and spec.FACE in md
+    face = next(n for n in report["notes"] if n.startswith(spec.FACE))
+    assert "face crops of the bundle's detector" in face and " of 4 calibration" in face
 
 
 def test_the_model_loads_the_written_variants_and_answers(calibrated):

@@ -103,10 +103,10 @@ def calibrate_llm_bundle(
         raise ValueError(f"{', '.join(other)}: not an encoder of this {profile.name} bundle "
                          f"({', '.join(profile.encoders)})")  # fmt: skip
     check_disjoint(config.calibration_media, config.evaluation_media)
-    size = profile.frame_size
-    calibration, voices = voiced(windows(config.calibration_media, config.window_s, size))
+    size, crop = profile.frame_size, profile.cropper(bundle)
+    calibration, voices = voiced(windows(config.calibration_media, config.window_s, size, crop))
     calibration = [calibration[i] for i in evenly(np.arange(len(calibration)), config.samples)]
-    check = windows(config.evaluation_media, config.window_s, size)
+    check = windows(config.evaluation_media, config.window_s, size, crop)
     prompts = ans.prompts(check, config.answer_prompts)
     log(f"windows: {len(calibration)} calibration ({voices} voiced), {len(check)} check")
     reference = ans.fp32_model(bundle, profile, config.threads)
@@ -148,7 +148,7 @@ def calibrate_llm_bundle(
                      "prompt_windows": [{**p.window.record(), "subtitle": p.subtitle}
                                         for p in prompts]},
             notes=_notes(profile, voices, sum(map(silent, calibration)), encoders)
-            + llm.get("notes", []),
+            + _face_notes(profile, crop, calibration, check) + llm.get("notes", []),
         )  # fmt: skip
         if not report["written"]:
             raise CalibrationRefused(bundle.root, _refusal(report))
@@ -243,6 +243,18 @@ def _form_tokenizer(path: Path, chat: dict) -> tuple[ChatTokenizer, str | None]:
             f"{kind!r} prompt: their labels compare each form with fp32 only; the greedy answers "
             "on the prompt set use the model's own prompt.")  # fmt: skip
     return ChatTokenizer(path, ChatFormat(stop_tokens=stops)), note
+
+
+def _face_notes(profile: Profile, crop, calibration, check) -> list[str]:
+    if profile.face_encoder is None:
+        return []
+    if crop is None:
+        return [f"{profile.face_encoder} reads whole frames: the bundle has no face detector, "
+                "so a session on it reads them too"]  # fmt: skip
+    have = [sum(bool(w.faces) for w in ws) for ws in (calibration, check)]
+    return [f"{profile.face_encoder} reads the face crops of the bundle's detector, as a session "
+            f"does: {have[0]} of {len(calibration)} calibration and {have[1]} of {len(check)} "
+            "check windows have a face; the others read whole frames"]  # fmt: skip
 
 
 def _notes(profile: Profile, voices: int, silent: int, encoders: dict) -> list[str]:

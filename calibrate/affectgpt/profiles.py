@@ -20,7 +20,7 @@ from emolive.runtime.bundle import Bundle
 from emolive.runtime.emotion_llama import reasoner as el_reasoner
 from emolive.runtime.emotion_llama import spec as el
 from emolive.runtime.emotion_llama.media import utterance, window_pixels
-from emolive.runtime.names import LLM_DECODER
+from emolive.runtime.names import FACE_DETECTOR_FULL, LLM_DECODER
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,21 @@ class Profile:
     with_encoders: Callable  # (model, {graph: runner}) -> model
     generation: Callable  # (model, tokens) -> greedy GenerationConfig
     notes: tuple[str, ...] = ()
+    face_encoder: str | None = None  # reads the face crops of the bundle's detector, if any
 
     def load(self, bundle: Bundle, threads: int | None = None):
         """The bundle's model with every graph in fp32, whatever it prefers."""
         runtime = RuntimeConfig(precision={g: "fp32" for g in self.graphs}, threads=threads)
         return self.model.from_bundle(bundle, runtime)
+
+    def cropper(self, bundle: Bundle):
+        """A frame -> its face crop, as a session on ``bundle`` cuts them; None: whole frames
+        (the profile reads no crops, or the bundle has no detector)."""
+        if self.face_encoder is None or FACE_DETECTOR_FULL not in bundle.graphs:
+            return None
+        from emolive.runtime.affectgpt.faces import FaceCropper
+
+        return FaceCropper.from_bundle(bundle, RuntimeConfig(threads=1)).crop
 
     def feed(self, graph: str, window: Window) -> dict:
         if graph not in self.encoders:
@@ -80,7 +90,7 @@ AFFECTGPT = Profile(
 def _emotion_llama_feed(graph: str, w: Window) -> dict:
     if graph == el.AUDIO:
         return {el.SAMPLES: utterance(w.samples)}
-    return {el.PIXELS: window_pixels(list(w.frames))[graph]}
+    return {el.PIXELS: window_pixels(list(w.frames), list(w.faces))[graph]}
 
 
 EMOTION_LLAMA = Profile(
@@ -97,13 +107,10 @@ EMOTION_LLAMA = Profile(
     },  # fmt: skip
     heads="projection",
     model=el_reasoner.EmotionLlamaModel,
-    encode=lambda model, w: model.encode(list(w.frames), w.samples),
+    encode=lambda model, w: model.encode(list(w.frames), w.samples, list(w.faces)),
     with_encoders=lambda model, runners: replace(model, encoders={**model.encoders, **runners}),
     generation=lambda model, n: model.generation_config(max_new_tokens=n),
-    notes=(
-        "MAE's windows are whole frames here (no face detector runs in calibration); a session "
-        "with the bundle's detector feeds it face crops.",
-    ),
+    face_encoder=el.FACE,
 )
 
 PROFILES = {p.name: p for p in (AFFECTGPT, EMOTION_LLAMA)}

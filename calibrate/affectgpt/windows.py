@@ -3,14 +3,15 @@
 A window is ``window_s`` seconds of a clip: its frames resized to the profile's square size
 (BGR, as the runtime's FrameStore keeps them: 224 for affectgpt, 448 for emotion_llama) and
 its 16 kHz audio. affectgpt samples 8 of the frames (``pixels``) and cuts the audio into 8
-clips (``clips``); emotion_llama's encoders take the frames and samples whole. Calibration windows come from the calibration media and check windows from
+clips (``clips``); emotion_llama's encoders take the frames and samples whole, and its MAE the
+face crops (``faces``) the bundle's detector cuts from the full-size frames. Calibration windows come from the calibration media and check windows from
 the evaluation media; ``check_disjoint`` refuses a split that shares a file or a person.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import cv2
@@ -42,6 +43,7 @@ class Window:
     t_end: float
     frames: tuple[np.ndarray, ...]  # [size, size, 3] uint8 BGR, the window's frames
     samples: np.ndarray  # [n] float32 16 kHz
+    faces: tuple[np.ndarray, ...] = ()  # the frames' main-face crops, where one was found
 
     @cached_property
     def pixels(self) -> np.ndarray:
@@ -67,10 +69,14 @@ def _audio(path) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
 
 
-def media_windows(m: MediaFile, window_s: float = WINDOW_S, size: int = spec.IMAGE_SIZE
-                  ) -> list[Window]:  # fmt: skip
+Crop = Callable[[np.ndarray], "np.ndarray | None"]
+
+
+def media_windows(m: MediaFile, window_s: float = WINDOW_S, size: int = spec.IMAGE_SIZE,
+                  crop: Crop | None = None) -> list[Window]:  # fmt: skip
     """The whole ``window_s`` windows of one clip (a shorter clip gives one window), frames
-    ``size`` px square."""
+    ``size`` px square; ``crop``: a frame -> its face crop or None (as the FrameStore cuts
+    them, from the full-size frame)."""
     if not m.is_video:
         return []
     path = m.path()
@@ -90,13 +96,14 @@ def media_windows(m: MediaFile, window_s: float = WINDOW_S, size: int = spec.IMA
         small = tuple(cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR)
                       for im in images)  # fmt: skip
         audio = samples[int(t0 * spec.SAMPLE_RATE) : int(t1 * spec.SAMPLE_RATE)]
-        out.append(Window(m.name, t0, t1, small, audio))
+        faces = tuple(c for c in map(crop, images) if c is not None) if crop else ()
+        out.append(Window(m.name, t0, t1, small, audio, faces))
     return out
 
 
-def windows(media: Sequence[MediaFile], window_s: float = WINDOW_S, size: int = spec.IMAGE_SIZE
-            ) -> list[Window]:  # fmt: skip
-    got = [w for m in media for w in media_windows(m, window_s, size)]
+def windows(media: Sequence[MediaFile], window_s: float = WINDOW_S, size: int = spec.IMAGE_SIZE,
+            crop: Crop | None = None) -> list[Window]:  # fmt: skip
+    got = [w for m in media for w in media_windows(m, window_s, size, crop)]
     if not got:
         names = ", ".join(m.name for m in media)
         raise MediaSplitError(f"no video clip among the calibration media ({names})")
@@ -120,7 +127,7 @@ def voiced(got: Sequence[Window], sentences: Sequence[str] = CALIBRATION_SPEECH)
             voices[text] = voices[text] if text in voices else speech(text)
         except ClipError:
             return list(got), 0
-        out.append(Window(w.media, w.t_start, w.t_end, w.frames, voices[text]))
+        out.append(replace(w, samples=voices[text]))
         count += 1
     return out, count
 
