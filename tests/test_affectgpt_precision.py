@@ -44,13 +44,13 @@ def exported(tmp_path_factory) -> Path:
 
 
 def _config(**changes):
-    from emolive.calibrate.affectgpt.bundle import AffectGptCalibrationConfig
+    from emolive.calibrate.affectgpt.bundle import LlmCalibrationConfig
 
     # Short answers: a random LLM's next-token logits are near ties, so the first
     # differing token of a long answer says little (24 tokens: the 10th of 1 in 4 differs).
     base = dict(encoders=(spec.VISION,), llm_forms=FORMS, answer_prompts=3, answer_tokens=6,
                 latency_repeats=3)  # fmt: skip
-    return AffectGptCalibrationConfig(**{**base, **changes})
+    return LlmCalibrationConfig(**{**base, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +63,11 @@ def check_windows():
 
 @pytest.fixture(scope="module")
 def calibrated(exported, tmp_path_factory) -> tuple[Path, dict]:
-    from emolive.calibrate.affectgpt.bundle import calibrate_affectgpt
+    from emolive.calibrate.affectgpt.bundle import calibrate_llm_bundle
 
     root = tmp_path_factory.mktemp("calibrated") / "bundle"
     shutil.copytree(exported, root)
-    return root, calibrate_affectgpt(root, _config(), log=lambda m: None)
+    return root, calibrate_llm_bundle(root, _config(), log=lambda m: None)
 
 
 @pytest.mark.slow
@@ -233,14 +233,14 @@ def test_the_runtime_falls_back_from_a_corrupted_variant_on_another_cpu(
 
 @pytest.mark.slow
 def test_a_variant_that_misses_its_bound_is_not_written(exported, tmp_path):
-    from emolive.calibrate.affectgpt.bundle import calibrate_affectgpt
+    from emolive.calibrate.affectgpt.bundle import calibrate_llm_bundle
     from emolive.calibrate.vision import CalibrationRefused
 
     root = tmp_path / "bundle"
     shutil.copytree(exported, root)
     before = (root / "manifest.json").read_text()
     with pytest.raises(CalibrationRefused, match=r"affectgpt_vision: token cosine .* needs >= 1"):
-        calibrate_affectgpt(
+        calibrate_llm_bundle(
             root,
             _config(llm_forms=(), min_token_cosine=1.0, samples=2, answer_prompts=1),
             log=lambda m: None,

@@ -157,11 +157,6 @@ def calibrate_llm_bundle(
     return report
 
 
-# The names the affectgpt calibration had before emotion_llama joined it.
-AffectGptCalibrationConfig = LlmCalibrationConfig
-calibrate_affectgpt = calibrate_llm_bundle
-
-
 def _encoder(bundle, profile: Profile, g, calibration, check, prompts, ref_answers, reference,
              tmp, config, log):  # fmt: skip
     fp32_path = bundle.graph(g).variant("fp32").path
