@@ -49,22 +49,20 @@ import platform
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import traceback
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+
+sys.path.insert(0, str(HERE))  # run as a script: its sibling module
+from gpu_kit import KIT_GRAPHS, pack, unpack_ort  # noqa: E402
+
 RESULTS = HERE / "results" / "gpu.json"
-PIECE_MB = 60
-KIT_GRAPHS = ("face_detector", "face_landmarks", "expression", "vad")
-ORT_FILES = ("capi/onnxruntime_pybind11_state", "capi/libonnxruntime_providers_shared.so",
-             "capi/libonnxruntime_providers_cuda.so")  # fmt: skip
 PROMPT_TOKENS, DECODE_TOKENS, EXPLAIN_TOKENS = 200, 64, 48
 TARGETS = {"vision_fps": 2000, "lite_decode_tok_s": 600, "lite_decode_vs_torch_eager": 3.0,
            "lite_explained_ms": 150, "affectgpt_decode_tok_s": 200,
@@ -74,74 +72,6 @@ QWEN7B = {"layers": 28, "hidden": 3584, "heads": 28, "kv_heads": 4, "head_dim": 
           "intermediate": 18944, "vocab": 152064}  # fmt: skip
 TINY = {"layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2, "head_dim": 16,
         "intermediate": 128, "vocab": 300}  # fmt: skip
-
-
-# ---------------------------------------------------------------- pack (CPU machine)
-
-
-def pack(args) -> None:
-    from emolive.export.bundle import BundleWriter
-    from emolive.runtime.bundle import Bundle
-    from emolive.runtime.names import LLM_DECODER
-    from emolive.runtime.parity import probe_key
-
-    src = Bundle.open(args.bundle)
-    out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    writer = BundleWriter(out / "bundle", profile=src.profile)
-    for name in KIT_GRAPHS:
-        entry = src.graph(name)
-        fp32 = entry.variant("fp32")
-        writer.add_graph(name, {"fp32": fp32.path}, attrs=entry.attrs)
-        if src.probe(name):
-            writer.add_file(probe_key(name), src.probe(name), f"{name}.probe.npz", "parity probe")
-    writer.write()
-    llm = src.graph(LLM_DECODER).attrs
-    keep = ("layers", "kv_heads", "head_dim", "hidden", "vocab", "heads", "max_positions")
-    (out / "llm_shape.json").write_text(json.dumps({k: llm[k] for k in keep}))
-    if args.ort_wheel:
-        _pack_ort(Path(args.ort_wheel), out)
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"kit {out}: {size / 1e6:.1f} MB; carry it (and each ort.tar.xz.* piece in its own call)")
-
-
-def _pack_ort(wheel: Path, out: Path) -> None:
-    """The wheel's CUDA-provider files as xz pieces (the device tool carries 64 MiB a call)."""
-    with zipfile.ZipFile(wheel) as zf, tempfile.TemporaryDirectory() as tmp:
-        names = [n for n in zf.namelist() if n.startswith("onnxruntime/") and (
-            n.endswith(".py") or any(f in n for f in ORT_FILES))]  # fmt: skip
-        missing = [f for f in ORT_FILES if not any(f in n for n in names)]
-        if missing:
-            raise SystemExit(f"{wheel}: has no {missing}; is it an onnxruntime-gpu wheel?")
-        zf.extractall(tmp, names)
-        archive = out / "ort.tar.xz"
-        with tarfile.open(archive, "w:xz", preset=6) as tar:
-            tar.add(Path(tmp) / "onnxruntime", "onnxruntime")
-    data, n = archive.read_bytes(), PIECE_MB << 20
-    for i in range(0, len(data), n):
-        (out / f"ort.tar.xz.{i // n:02d}").write_bytes(data[i : i + n])
-    archive.unlink()
-
-
-# ---------------------------------------------------------------- run (GPU machine)
-
-
-def _unpack_ort(kit: Path) -> str | None:
-    pieces = sorted(kit.glob("ort.tar.xz.*"))
-    if not pieces:
-        return None
-    target = Path(tempfile.gettempdir()) / "emolive-ortgpu"
-    if not (target / "onnxruntime").is_dir():
-        archive = target.with_suffix(".tar.xz")
-        target.mkdir(parents=True, exist_ok=True)
-        with open(archive, "wb") as f:
-            for p in pieces:
-                f.write(p.read_bytes())
-        with tarfile.open(archive) as tar:
-            tar.extractall(target)
-    sys.path.insert(0, str(target))
-    return str(target)
 
 
 def _importable_emolive() -> None:
@@ -561,7 +491,7 @@ def _ort_int4_decoder(device: str, real: bool, work: Path) -> dict:
 def run(args) -> None:
     device = "cpu" if args.smoke else "cuda"
     kit = Path(args.kit)
-    ort_dir = _unpack_ort(kit)
+    ort_dir = unpack_ort(kit)
     _importable_emolive()
     import onnxruntime as ort
 
