@@ -22,8 +22,8 @@ exporter writes, random weights) into the kit bundle, then:
    its probe on the GPU (deviations recorded);
 2. every graph on CUDA (fp32 and fp16) and on the CPU, batch 1 and 16 faces;
 3. the LLM through the runtime's decoder session (IOBinding, KV cache on the device):
-   prefill and decode tokens/s, fp32, fp16 (fp32 IO, as the bundle stores it) and fp16 with
-   fp16 IO (the KV cache in fp16: what a manifest change would allow); an explained reading
+   prefill and decode tokens/s, fp32, fp16 as build writes it (KV cache fp16, embeddings and
+   logits fp32) and fp16 with all IO fp16; an explained reading
    (a 200-token prompt + 48 tokens) in ms;
 4. the same shapes in PyTorch on the same GPU: the Llama decoder in eager fp16 with a static
    KV cache, then torch.compile (reduce-overhead) where it compiles in time; the expression

@@ -223,13 +223,25 @@ def _check_file(root: Path, spec: dict, what: str, verify: bool) -> Path:
     return path
 
 
-def _same_values(declared: list[dict], actual: list[dict]) -> str | None:
-    """Why two input/output lists differ, or None."""
+# A device variant whose decoder keeps its KV cache in fp16 (``io`` in its manifest entry):
+# its past/present tensors are float16 where the graph's manifest IO says float32.
+KV_IO = "fp16-kv"
+
+
+def _kv_fp16(name: str, declared: str, actual: str) -> bool:
+    return (name.startswith(("past_key_values.", "present.")) and declared == "float32"
+            and actual == "float16")  # fmt: skip
+
+
+def _same_values(declared: list[dict], actual: list[dict], io: str = "fp32") -> str | None:
+    """Why two input/output lists differ, or None. ``io``: the variant's IO record."""
     dn = [v["name"] for v in declared]
     an = [v["name"] for v in actual]
     if dn != an:
         return f"names {an} in the graph, {dn} in the manifest"
     for d, a in zip(declared, actual, strict=True):
+        if io == KV_IO and _kv_fp16(d["name"], d["dtype"], a["dtype"]):
+            continue
         if d["dtype"] != a["dtype"]:
             return f"{d['name']!r} is {a['dtype']} in the graph, {d['dtype']} in the manifest"
         if len(d["shape"]) != len(a["shape"]):
@@ -287,7 +299,7 @@ def _graph_entry(root: Path, name: str, spec: dict, verify: bool) -> GraphEntry:
                     path, f"graph has opset {sig['opset']}, the manifest's {what} says {opset}"
                 )
             for side, declared in (("inputs", inputs), ("outputs", outputs)):
-                why = _same_values(declared, sig[side])
+                why = _same_values(declared, sig[side], vspec.get("io", "fp32"))
                 if why:
                     raise BundleError(path, f"graph {side} do not match the manifest: {why}")
         variants[precision] = GraphVariant(name, precision, path, vspec["sha256"], vspec)

@@ -177,13 +177,29 @@ def test_the_llm_decoder_in_fp16_runs_on_the_cpu_and_is_picked(tmp_path):
         for n in onnx.load(str(bundle.graph("llm_decoder").variant("fp16").path)).graph.node
     }
     assert "GroupQueryAttention" in ops
+    fp16 = bundle.graph("llm_decoder").variant("fp16")
+    graph = onnx.load(str(fp16.path), load_external_data=False).graph
+    kinds = {v.name: v.type.tensor_type.elem_type for v in (*graph.input, *graph.output)}
+    # The KV cache goes fp16 (no cast of the whole cache per step); embeds and logits stay fp32.
+    assert fp16.info["io"] == "fp16-kv"
+    assert kinds["past_key_values.0.key"] == kinds["present.0.value"] == TensorProto.FLOAT16
+    assert kinds["inputs_embeds"] == kinds["logits"] == TensorProto.FLOAT
     llm = Llm.from_bundle(bundle)
     assert llm.session.precision == "fp16"
+    assert llm.session._kv[0].numpy().dtype == np.float16  # buffers in the graph's dtype
     ref = Llm.from_bundle(bundle, runtime=backends.RuntimeConfig(precision={"llm_decoder": "fp32"}))
     ids = list(range(5, 25))
     a, b = llm.session.forward(ids), ref.session.forward(ids)
     assert np.abs(a - b).max() < 0.02 * np.abs(b).max()
     assert (a.argmax(-1) == b.argmax(-1)).mean() > 0.9
+    # Only a variant that says so may carry an fp16 cache where the manifest says float32.
+    from emolive.runtime.bundle import BundleError
+
+    manifest = json.loads((tmp_path / "llm" / MANIFEST).read_text())
+    manifest["graphs"]["llm_decoder"]["variants"]["fp16"]["io"] = "fp32"
+    (tmp_path / "llm" / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="'past_key_values.0.key' is float16 in the graph"):
+        Bundle.open(tmp_path / "llm")
 
 
 def test_an_affectgpt_bundle_gets_fp16_encoders_and_decoder(tmp_path):
