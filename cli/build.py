@@ -23,7 +23,14 @@ from emolive.cli.common import default_bundle
     required=True,
     help="The device the variants are checked on and meant for (this machine's).",
 )
-@click.option("--precision", type=click.Choice(["fp16"]), default="fp16", show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp16", "int8", "int4", "int4f", "w8a8"]),
+    default="fp16",
+    show_default=True,
+    help="fp16: converted from fp32; int8/int4/int4f/w8a8: forms the bundle already has "
+    "(export, calibrate), checked on DEVICE and recorded for it.",
+)
 @click.option(
     "--graph",
     "graphs",

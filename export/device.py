@@ -32,7 +32,9 @@ from emolive.runtime.cpu import this_cpu
 from emolive.runtime.names import LLM_DECODER, LLM_EMBEDDINGS, VAD, VAD_RATE
 from emolive.runtime.parity import Probe, deviation, probe_key, tolerance_for
 
-BUILD_PRECISIONS = ("fp16",)
+BUILD_PRECISIONS = ("fp16",)  # made by converting the fp32 variant
+# Forms export or calibrate made (e.g. the LLM's 4-bit): checked on the device, not rebuilt.
+CHECK_PRECISIONS = ("int8", "int4", "int4f", "w8a8")
 # The most an fp16 variant may stray from fp32 on its probe, relative to each output's
 # largest value: fp16 rounding (11-bit mantissa) stays near 1e-3 on these graphs; an
 # overflow or a wrong kernel is tens of percent.
@@ -182,9 +184,10 @@ def build_device_variants(
     for a bad precision or graph name. Variants that pass are written, with the manifest;
     one that strays past ``config.bound`` or does not run on the device is not, and its
     outcome says why."""
-    if config.precision not in BUILD_PRECISIONS:
+    if config.precision not in (*BUILD_PRECISIONS, *CHECK_PRECISIONS):
         raise BuildError(
-            f"precision {config.precision!r}: build makes {', '.join(BUILD_PRECISIONS)}"
+            f"precision {config.precision!r}: build makes {', '.join(BUILD_PRECISIONS)} and "
+            f"checks {', '.join(CHECK_PRECISIONS)} forms the bundle already has"
         )
     runtime = RuntimeConfig(device=config.device)
     route = check_device(runtime)
@@ -215,6 +218,8 @@ KEEP_FP32 = {
 
 def _build_one(bundle, writer, name, config, runtime, tmp: Path) -> GraphOutcome:
     entry = bundle.graph(name)
+    if config.precision in CHECK_PRECISIONS:
+        return _check_existing(bundle, writer, name, config, runtime)
     if name in KEEP_FP32 and config.precision == "fp16":
         return GraphOutcome(name, False, reason=KEEP_FP32[name], kept=True)
     if "fp32" not in entry.variants:
@@ -232,11 +237,23 @@ def _build_one(bundle, writer, name, config, runtime, tmp: Path) -> GraphOutcome
         config.convert(entry.variant("fp32").path, dst)
     except Exception as e:  # the converter raises whatever onnx raises
         return GraphOutcome(name, False, reason=f"conversion failed: {e}")
+    out = _measure(bundle, name, dst, config, runtime, probe)
+    if out.reason:
+        return out
+    _write(bundle, writer, name, config, runtime, dst, probe, probe_path, existing, out)
+    out.written = True
+    return out
+
+
+def _measure(bundle, name, path: Path, config, runtime, probe: Probe) -> GraphOutcome:
+    """``path`` (precision ``config.precision``) and the graph's fp32 run on the device
+    against the probe; the outcome carries the reason when it is refused."""
+    entry = bundle.graph(name)
     try:
         fp32 = _load(runtime, entry, "fp32")
         fp32_dev = deviation(probe_run(bundle, name, fp32)(probe.inputs), probe.reference)
         del fp32
-        runner = backends.load(runtime, dst, config.precision)
+        runner = backends.load(runtime, path, config.precision)
         dev = deviation(probe_run(bundle, name, runner)(probe.inputs), probe.reference)
         providers = list(runner.info.get("providers", []))
         fallback = runner.info.get("fallback")
@@ -250,9 +267,33 @@ def _build_one(bundle, writer, name, config, runtime, tmp: Path) -> GraphOutcome
         out.reason = (
             f"refused: strays {dev:.3g} from fp32 on {config.device} (bound {config.bound})"
         )
+    return out
+
+
+def _check_existing(bundle, writer, name, config, runtime) -> GraphOutcome:
+    """A reduced form export or calibrate already made (e.g. the LLM's int4): checked on the
+    device as a converted variant is, and recorded under its ``devices.<device>`` (the file
+    is not touched), so the runtime's gate may pick it there."""
+    entry = bundle.graph(name)
+    existing = entry.variants.get(config.precision)
+    if existing is None:
+        return GraphOutcome(name, False, reason=f"has no {config.precision} variant to check "
+                            "(export or calibrate makes it)", kept=True)  # fmt: skip
+    if "fp32" not in entry.variants:
+        return GraphOutcome(name, False, reason="no fp32 variant to check against")
+    probe_path = bundle.probe(name)
+    probe = Probe.load(probe_path) if probe_path else made_probe(bundle, name)
+    out = _measure(bundle, name, existing.path, config, runtime, probe)
     if out.reason:
         return out
-    _write(bundle, writer, name, config, runtime, dst, probe, probe_path, existing, out)
+    if probe_path is None:
+        made = probe.save(bundle.root / f"{name}.probe.npz")
+        writer.add_file(probe_key(name), made, made.name, role="parity probe")
+    devices = dict(existing.info.get("devices") or {})
+    devices[config.device] = _device_record(out, runtime)
+    writer.update_variant(name, config.precision, {"devices": devices})
+    if config.prefer:
+        _prefer(writer, name, config)
     out.written = True
     return out
 
@@ -280,14 +321,7 @@ def _write(bundle, writer, name, config, runtime, dst, probe, probe_path, existi
         shutil.move(str(data), bundle.root / data.name)
         d = bundle.root / data.name
         extra = [{"file": d.name, "sha256": sha256_of(d), "bytes": d.stat().st_size}]
-    record = {
-        "probe_deviation": out.deviation,
-        "probe_tolerance": round(tolerance_for(out.deviation), 6),
-        "fp32_deviation": out.fp32_deviation,
-        "route": runtime.route,
-        "providers": out.providers,
-        "checked_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    record = _device_record(out, runtime)
     devices = {}
     if existing is not None and existing.sha256 == sha256_of(final):
         devices = dict(existing.info.get("devices") or {})  # same file: keep other devices
@@ -303,6 +337,23 @@ def _write(bundle, writer, name, config, runtime, dst, probe, probe_path, existi
     if extra:
         writer.update_variant(name, config.precision, {"external_data": extra})
     if config.prefer:
-        prefer = dict(writer.manifest["graphs"][name].get("prefer") or {})
-        prefer[config.device] = config.precision
-        writer.set_graph_field(name, "prefer", prefer)
+        _prefer(writer, name, config)
+
+
+def _device_record(out: GraphOutcome, runtime) -> dict:
+    """What a variant's ``devices.<device>`` says: how far it strayed there, what it may
+    stray at load (the gate's tolerance), what ran it, when."""
+    return {
+        "probe_deviation": out.deviation,
+        "probe_tolerance": round(tolerance_for(out.deviation), 6),
+        "fp32_deviation": out.fp32_deviation,
+        "route": runtime.route,
+        "providers": out.providers,
+        "checked_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _prefer(writer, name: str, config) -> None:
+    prefer = dict(writer.manifest["graphs"][name].get("prefer") or {})
+    prefer[config.device] = config.precision
+    writer.set_graph_field(name, "prefer", prefer)

@@ -231,3 +231,28 @@ def test_an_affectgpt_bundle_gets_fp16_encoders_and_decoder(tmp_path):
     a, b = half.encode(pixels, clips), full.encode(pixels, clips)
     for key in b:
         assert np.abs(a[key] - b[key]).max() <= 0.02 * np.abs(b[key]).max(), key
+
+
+def test_an_exported_4bit_form_is_checked_on_the_device_and_recorded(tmp_path):
+    pytest.importorskip("torch")
+    from tests.test_llm_export import tiny_bundle as tiny_llm_bundle
+    from tests.test_llm_export import tiny_tokenizer
+
+    tok = tiny_tokenizer(tmp_path / "tokenizer.json")
+    tiny_llm_bundle(tmp_path / "llm", tmp_path / "work", tok)
+    before = Bundle.open(tmp_path / "llm").graph("llm_decoder").variant("int4")
+    got = _build(tmp_path / "llm", "--device", "cpu", "--precision", "int4", "--json")
+    assert got.exit_code == 0, got.output
+    report = json.loads(got.output[got.output.index("{") :])
+    assert report["graphs"]["llm_decoder"]["written"]
+    entry = Bundle.open(tmp_path / "llm").graph("llm_decoder")
+    int4 = entry.variant("int4")
+    assert int4.sha256 == before.sha256  # checked, not rebuilt
+    record = int4.info["devices"]["cpu"]
+    assert 0 < record["probe_deviation"] <= 0.02 and record["route"] == "onnxruntime-cpu"
+    assert entry.prefer["cpu"] == "int4"
+    # A bound no 4-bit form meets: refused, nothing recorded.
+    out = build_device_variants(tmp_path / "llm", BuildConfig(device="cpu", precision="int4f",
+                                bound=1e-9), log=lambda m: None)  # fmt: skip
+    assert not out["llm_decoder"].written and "strays" in out["llm_decoder"].reason
+    assert "devices" not in Bundle.open(tmp_path / "llm").graph("llm_decoder").variant("int4f").info
