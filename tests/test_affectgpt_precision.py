@@ -17,13 +17,13 @@ from onnx import numpy_helper
 
 from emolive.runtime.affectgpt import spec
 from emolive.runtime.names import FER_LABELS, LLM_DECODER
-from tests.test_affectgpt_tiny import build_folders, checkpoint_state, write_checkpoint
+from tests.test_affectgpt_tiny import FACE_CONFIG, build_folders, checkpoint_state, write_checkpoint
 from tests.tiny_exports import export_tiny
 
 FORMS = ("int8", "w8a8")
 
 
-def _tiny_model(root: Path) -> tuple[dict, Path]:
+def _tiny_model(root: Path, **extra) -> tuple[dict, Path]:
     """The tiny parts, with positive attention-pooling scores: random ones change sign, so
     the pooled token is a near-cancelling sum of frame features that turns a 0.5% feature
     error into a token pointing elsewhere (cosine -0.9 measured), whatever the precision."""
@@ -32,7 +32,7 @@ def _tiny_model(root: Path) -> tuple[dict, Path]:
     for name in ("video_attention_mlp", "audio_attention_mlp"):
         state[f"{name}.weight"] = state[f"{name}.weight"] * 0.1
         state[f"{name}.bias"] = torch.ones_like(state[f"{name}.bias"])
-    return folders, write_checkpoint(root / "checkpoint_000003_loss_0.500.pth", state)
+    return folders, write_checkpoint(root / "checkpoint_000003_loss_0.500.pth", state, **extra)
 
 
 @pytest.fixture(scope="module")
@@ -262,3 +262,64 @@ def test_the_cli_names_a_bad_llm_form(exported, tmp_path):
     (lite / "manifest.json").write_text(json.dumps({"profile": "lite"}))
     got = CliRunner().invoke(main, ["calibrate", str(lite), "--llm-forms", "int8"])
     assert got.exit_code == 2 and "affectgpt bundles only" in got.output
+
+
+@pytest.fixture(scope="module")
+def face_calibrated(tmp_path_factory) -> tuple[Path, dict]:
+    """A face-crop checkpoint exported with its detector (the 'faces' stage), calibrated on
+    the built-in media: the evaluation side has clips with and without a face."""
+    from emolive.calibrate.affectgpt.bundle import calibrate_llm_bundle
+
+    root = tmp_path_factory.mktemp("affectgpt_face_precision")
+    folders, checkpoint = _tiny_model(root, config=FACE_CONFIG)
+    export_tiny("affectgpt", root / "bundle", checkpoint, folders, stages=("model", "faces"))
+    config = _config(llm_forms=(), samples=4, answer_prompts=2)
+    return root / "bundle", calibrate_llm_bundle(root / "bundle", config, log=lambda m: None)
+
+
+def test_a_face_model_is_calibrated_and_checked_on_the_face_crops(face_calibrated):
+    """Its vision graph reads 8 face crops per window, as a session's FrameStore samples
+    them; faceless windows (a session abstains there) are left out of the checks."""
+    import cv2
+
+    from emolive.calibrate.media import EVALUATION, EVALUATION_MEDIA
+    from emolive.runtime.affectgpt.faces import FaceCropper
+    from emolive.runtime.affectgpt.media import frame_indices
+    from emolive.runtime.bundle import Bundle
+    from emolive.runtime.parity import Probe
+    from emolive.runtime.sources.video import VideoFile
+
+    root, report = face_calibrated
+    bundle = Bundle.open(root)
+    assert bundle.graph(spec.VISION).attrs["mode"] == "face"
+    w = report["windows"]
+    assert w["vision_input"] == "face crops"
+    for side in ("calibration", EVALUATION):
+        assert 0 < w["with_face"][side]["with_face"] <= w["with_face"][side]["windows"]
+    # no_face.mp4 (a cartoon) is on the evaluation side: some of its windows have no face.
+    ev = w["with_face"][EVALUATION]
+    assert ev["with_face"] < ev["windows"] and w["check"] == ev["with_face"]
+    vision = report["encoders"][spec.VISION]
+    assert vision["agreement"]["check_windows"] == ev["with_face"]
+    assert vision["answers"]["prompts"] == 2
+    assert any("face model" in n and f"{ev['with_face']} of {ev['windows']} check" in n
+               for n in report["notes"])  # fmt: skip
+    # The vision graph's probe is the first check window's feed: recut here from the clip
+    # with the bundle's detector, the crops (BGR, 112 px) resized to 224 and 8 picked.
+    first = w["prompt_windows"][0]
+    media = next(m for m in EVALUATION_MEDIA if m.name == first["media"])
+    crop = FaceCropper.from_bundle(bundle).crop
+    frames = [f.image for f in VideoFile(media.path()).frames()
+              if f.index % media.every == 0 and first["t_start"] <= f.t < first["t_end"]]  # fmt: skip
+    crops = [c for c in map(crop, frames) if c is not None]
+    assert crops and crops[0].shape == (spec.FACE_CROP, spec.FACE_CROP, 3)
+    big = [cv2.resize(c, (spec.IMAGE_SIZE, spec.IMAGE_SIZE)) for c in crops]
+    want = np.stack([big[i] for i in frame_indices(len(big))]).transpose(0, 3, 1, 2)
+    fed = Probe.load(bundle.probe(spec.VISION)).inputs[spec.PIXELS]
+    assert fed.shape == (8, 3, spec.IMAGE_SIZE, spec.IMAGE_SIZE)
+    np.testing.assert_array_equal(fed, want.astype(np.float32))
+    # ...not the whole frames a frame model reads (nor the crops in RGB).
+    whole = np.stack([cv2.resize(frames[i], (spec.IMAGE_SIZE,) * 2)
+                      for i in frame_indices(len(frames))]).transpose(0, 3, 1, 2)  # fmt: skip
+    assert not np.array_equal(fed, whole) and not np.array_equal(fed, fed[:, ::-1])
+    assert bundle.graph(spec.VISION).variant("int8").info["token_cosine_min"] >= 0.99

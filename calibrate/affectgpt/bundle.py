@@ -23,7 +23,7 @@ import numpy as np
 from emolive.calibrate.affectgpt import answers as ans
 from emolive.calibrate.affectgpt import encoders as enc
 from emolive.calibrate.affectgpt.forms import FORMS, Fp32Decoder, calibration_ids, input_absmax
-from emolive.calibrate.affectgpt.profiles import ALL_ENCODERS, PROFILES, Profile
+from emolive.calibrate.affectgpt.profiles import ALL_ENCODERS, PROFILES, Profile, profile_of
 from emolive.calibrate.affectgpt.report import (
     REPORT_JSON,
     REPORT_MD,
@@ -38,6 +38,7 @@ from emolive.calibrate.media import (
     EVALUATION,
     EVALUATION_MEDIA,
     MediaFile,
+    MediaSplitError,
     check_disjoint,
 )
 from emolive.calibrate.qdq import QuantConfig
@@ -93,7 +94,7 @@ def calibrate_llm_bundle(
 ) -> dict:
     """Add the variants that pass to ``bundle_dir``; return the report (see module doc)."""
     bundle = Bundle.open(bundle_dir)
-    profile = PROFILES.get(bundle.profile)
+    profile = profile_of(bundle)
     if profile is None:
         raise BundleError(bundle.root / "manifest.json", f"profile is {bundle.profile!r}, not "
                           f"one of {', '.join(PROFILES)}")  # fmt: skip
@@ -103,10 +104,16 @@ def calibrate_llm_bundle(
         raise ValueError(f"{', '.join(other)}: not an encoder of this {profile.name} bundle "
                          f"({', '.join(profile.encoders)})")  # fmt: skip
     check_disjoint(config.calibration_media, config.evaluation_media)
-    size, crop = profile.frame_size, profile.cropper(bundle)
-    calibration, voices = voiced(windows(config.calibration_media, config.window_s, size, crop))
+    size, crop, only = profile.frame_size, profile.cropper(bundle), profile.face_only
+    cut = {s: windows(media, config.window_s, size, crop, only) for s, media in
+           ((CALIBRATION, config.calibration_media), (EVALUATION, config.evaluation_media))}  # fmt: skip
+    cut_counts = {s: len(ws) for s, ws in cut.items()}
+    if only:  # a session on a face model abstains on a window with no face: so do the checks
+        cut = {s: _with_face(ws, s, profile) for s, ws in cut.items()}
+    calibration, voices = voiced(cut[CALIBRATION])
     calibration = [calibration[i] for i in evenly(np.arange(len(calibration)), config.samples)]
-    check = windows(config.evaluation_media, config.window_s, size, crop)
+    check = cut[EVALUATION]
+    faced = _face_windows(profile, cut_counts, cut)
     prompts = ans.prompts(check, config.answer_prompts)
     log(f"windows: {len(calibration)} calibration ({voices} voiced), {len(check)} check")
     reference = ans.fp32_model(bundle, profile, config.threads)
@@ -144,11 +151,11 @@ def calibrate_llm_bundle(
             media={CALIBRATION: [m.record() for m in config.calibration_media if m.is_video],
                    EVALUATION: [m.record() for m in config.evaluation_media if m.is_video]},
             windows={"calibration": len(calibration), "voiced": voices, "check": len(check),
-                     "prompts": len(prompts),
+                     "prompts": len(prompts), **faced,
                      "prompt_windows": [{**p.window.record(), "subtitle": p.subtitle}
                                         for p in prompts]},
             notes=_notes(profile, voices, sum(map(silent, calibration)), encoders)
-            + _face_notes(profile, crop, calibration, check) + llm.get("notes", []),
+            + _face_notes(profile, crop, calibration, check, faced) + llm.get("notes", []),
         )  # fmt: skip
         if not report["written"]:
             raise CalibrationRefused(bundle.root, _refusal(report))
@@ -240,9 +247,37 @@ def _form_tokenizer(path: Path, chat: dict) -> tuple[ChatTokenizer, str | None]:
     return ChatTokenizer(path, ChatFormat(stop_tokens=stops)), note
 
 
-def _face_notes(profile: Profile, crop, calibration, check) -> list[str]:
+def _with_face(got: list, side: str, profile: Profile) -> list:
+    kept = [w for w in got if w.face_pixels is not None]
+    if not kept:
+        raise MediaSplitError(f"no {side} window has a face the bundle's detector finds: the "
+                              f"{profile.face_encoder} face model reads only face crops")  # fmt: skip
+    return kept
+
+
+def _face_only_note(profile: Profile, counts: dict) -> str:
+    cal, ev = counts[CALIBRATION], counts[EVALUATION]
+    return (f"{profile.face_encoder} is a face model: it read the face crops of the bundle's "
+            "detector, 8 per window sampled and resized to 224 as a session's FrameStore does; "
+            f"{cal['with_face']} of {cal['windows']} calibration and {ev['with_face']} of "
+            f"{ev['windows']} check windows have a face, the others are left out of "
+            "calibration and of the cosine and answer checks (a session abstains on them)")  # fmt: skip
+
+
+def _face_windows(profile: Profile, cut_counts: dict, cut: dict) -> dict:
+    """For a face-only model: what its vision graph read, and how many windows had a face."""
+    if not profile.face_only:
+        return {}
+    return {"vision_input": "face crops",
+            "with_face": {s: {"windows": cut_counts[s], "with_face": len(cut[s])}
+                          for s in (CALIBRATION, EVALUATION)}}  # fmt: skip
+
+
+def _face_notes(profile: Profile, crop, calibration, check, faced: dict) -> list[str]:
     if profile.face_encoder is None:
         return []
+    if faced:
+        return [_face_only_note(profile, faced["with_face"])]
     if crop is None:
         return [f"{profile.face_encoder} reads whole frames: the bundle has no face detector, "
                 "so a session on it reads them too"]  # fmt: skip

@@ -38,6 +38,9 @@ class Profile:
     generation: Callable  # (model, tokens) -> greedy GenerationConfig
     notes: tuple[str, ...] = ()
     face_encoder: str | None = None  # reads the face crops of the bundle's detector, if any
+    # The face encoder reads only the crops, sampled as the runtime's FrameStore samples them
+    # (``Window.face_pixels``): a window with no face is left out, as a session abstains on it.
+    face_only: bool = False
 
     def load(self, bundle: Bundle, threads: int | None = None):
         """The bundle's model with every graph in fp32, whatever it prefers."""
@@ -45,13 +48,16 @@ class Profile:
         return self.model.from_bundle(bundle, runtime)
 
     def cropper(self, bundle: Bundle):
-        """A frame -> its face crop, as a session on ``bundle`` cuts them; None: whole frames
-        (the profile reads no crops, or the bundle has no detector)."""
-        if self.face_encoder is None or FACE_DETECTOR_FULL not in bundle.graphs:
+        """The bundle's ``FaceCropper`` (``crop``: a frame -> its face crop, as a session on
+        ``bundle`` cuts them); None: whole frames (the profile reads no crops, or the bundle
+        has no detector). A face-only model without its detector: the runtime's BundleError."""
+        if self.face_encoder is None:
+            return None
+        if FACE_DETECTOR_FULL not in bundle.graphs and not self.face_only:
             return None
         from emolive.runtime.affectgpt.faces import FaceCropper
 
-        return FaceCropper.from_bundle(bundle, RuntimeConfig(threads=1)).crop
+        return FaceCropper.from_bundle(bundle, RuntimeConfig(threads=1))
 
     def feed(self, graph: str, window: Window) -> dict:
         if graph not in self.encoders:
@@ -87,6 +93,27 @@ AFFECTGPT = Profile(
 )
 
 
+def _affectgpt_face_feed(graph: str, w: Window) -> dict:
+    if graph != ag.VISION:
+        return _affectgpt_feed(graph, w)
+    if w.face_pixels is None:
+        raise ValueError(f"{w.media} {w.t_start:.2f}-{w.t_end:.2f} s has no face: the face "
+                         "model reads no such window")  # fmt: skip
+    return {ag.PIXELS: w.face_pixels}
+
+
+# A bundle exported from a face-crop checkpoint (vision graph attrs ``mode`` == "face"): its
+# vision graph reads 8 face crops per window (BGR, as the graph takes them for this mode) and
+# any frame perspective the window's 8 frames, as ``AffectGptReasoner`` feeds them.
+AFFECTGPT_FACES = replace(
+    AFFECTGPT,
+    feeds=_affectgpt_face_feed,
+    encode=lambda model, w: model.encode(w.face_pixels, w.clips, {"frames": w.pixels}),
+    face_encoder=ag.VISION,
+    face_only=True,
+)
+
+
 def _emotion_llama_feed(graph: str, w: Window) -> dict:
     if graph == el.AUDIO:
         return {el.SAMPLES: utterance(w.samples)}
@@ -115,3 +142,13 @@ EMOTION_LLAMA = Profile(
 
 PROFILES = {p.name: p for p in (AFFECTGPT, EMOTION_LLAMA)}
 ALL_ENCODERS = tuple(g for p in PROFILES.values() for g in p.encoders)
+
+
+def profile_of(bundle: Bundle) -> Profile | None:
+    """The bundle's profile as calibrated here (None: not an LLM profile): an affectgpt
+    bundle whose vision graph is a face model reads face crops."""
+    profile = PROFILES.get(bundle.profile)
+    if profile is AFFECTGPT and ag.VISION in bundle.graphs:
+        if bundle.graph(ag.VISION).attrs.get("mode") == "face":
+            return AFFECTGPT_FACES
+    return profile
