@@ -167,19 +167,6 @@ def pool(dists: Mapping[str, np.ndarray], model: FusionModel = FusionModel()) ->
     return p / p.sum()
 
 
-def fuse(
-    labels: Sequence[str],
-    face: np.ndarray | None,
-    llm: np.ndarray | None,
-    model: FusionModel = FusionModel(),
-) -> np.ndarray:
-    """The face's and the LLM's distributions pooled (the LLM's bounded); uniform if neither
-    is present (``reading_event`` abstains then)."""
-    dists = {"face": face, "llm": None if llm is None else bounded(llm, model.llm_max_ratio)}
-    p = pool(dists, model)
-    return np.full(len(labels), 1 / len(labels)) if p is None else p
-
-
 @dataclass(frozen=True)
 class Fused:
     """The one fusion of a window: each modality's distribution over the labels (``face``

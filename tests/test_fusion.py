@@ -3,8 +3,8 @@ import pytest
 
 from emolive.runtime.fusion import (
     conflict,
-    fuse,
     map_face_scores,
+    pool,
     reading_event,
     window_face_scores,
 )
@@ -33,11 +33,13 @@ def test_face_scores_map_onto_other_label_sets():
 def test_fusion_is_log_linear_pooling():
     a = np.array([0.7, 0.2, 0.1])
     b = np.array([0.2, 0.7, 0.1])
-    np.testing.assert_allclose(fuse("xyz", a, None), a)
-    both = fuse("xyz", a, b)
+    np.testing.assert_allclose(pool({"face": a, "llm": None}), a)
+    both = pool({"face": a, "llm": b})
     np.testing.assert_allclose(both[0], both[1])  # symmetric evidence ties
     assert both[2] < both[0]
-    np.testing.assert_allclose(fuse("xyz", None, None), np.full(3, 1 / 3))
+    assert pool({"face": None, "llm": None}) is None  # no evidence: no label
+    assert pool({"face": a, "voice": b}) is not None  # voice has weight 0: shown, not pooled
+    np.testing.assert_allclose(pool({"face": a, "voice": b}), a)
 
 
 def test_window_follows_the_main_face():
