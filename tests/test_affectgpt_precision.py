@@ -323,3 +323,17 @@ def test_a_face_model_is_calibrated_and_checked_on_the_face_crops(face_calibrate
                       for i in frame_indices(len(frames))]).transpose(0, 3, 1, 2)  # fmt: skip
     assert not np.array_equal(fed, whole) and not np.array_equal(fed, fed[:, ::-1])
     assert bundle.graph(spec.VISION).variant("int8").info["token_cosine_min"] >= 0.99
+
+
+def test_a_face_model_without_its_detector_is_refused_by_name(face_calibrated, tmp_path):
+    from emolive.calibrate.affectgpt.bundle import calibrate_llm_bundle
+    from emolive.runtime.bundle import BundleError
+    from emolive.runtime.names import FACE_DETECTOR_FULL
+
+    root = tmp_path / "bundle"
+    shutil.copytree(face_calibrated[0], root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    del manifest["graphs"][FACE_DETECTOR_FULL]
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=rf"needs graph '{FACE_DETECTOR_FULL}'.*'faces' stage"):
+        calibrate_llm_bundle(root, _config(llm_forms=()), log=lambda m: None)
