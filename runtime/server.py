@@ -349,11 +349,11 @@ class ReadingServer:
                     client.ready.clear()
                     await client.ready.wait()
                     continue
-                async with asyncio.timeout(stall):  # waits while its buffer is full
-                    await client.ws.send(client.queue.popleft())
+                # Waits while its buffer is full (wait_for: asyncio.timeout is 3.11+).
+                await asyncio.wait_for(client.ws.send(client.queue.popleft()), stall)
         except ConnectionClosed:
             pass
-        except TimeoutError:  # a reader that takes nothing is gone: free its buffers now
+        except asyncio.TimeoutError:  # a reader that takes nothing is gone: free its buffers
             log.info("dropped a client that took no event for %.1f s", stall)
             client.ws.transport.abort()
 

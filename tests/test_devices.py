@@ -235,3 +235,16 @@ def test_build_keeps_the_vad_in_fp32_because_its_state_drifts_in_fp16(tmp_path):
     assert sorted(bundle.graph(VAD).variants) == ["fp32"]
     vad = SileroVad.from_bundle(bundle, runtime=RuntimeConfig())  # through the gate
     assert vad.backend_info[VAD]["precision"] == "fp32" and vad.notes == []
+
+
+def test_the_decoder_never_goes_to_native_tensorrt():
+    from emolive.runtime.llm.bundled import decoder_route
+    from emolive.runtime.names import LLM_DECODER
+
+    asked = RuntimeConfig(backend="trt", device="tensorrt", precision={LLM_DECODER: "fp16"})
+    placed, note = decoder_route(asked)
+    assert (placed.backend, placed.device) == ("ort", "cuda")
+    assert placed.precision_for(LLM_DECODER) == "fp16"  # the session's choice travels along
+    assert "GroupQueryAttention" in note and "tensorrt-native" in note
+    same, none = decoder_route(RuntimeConfig(device="cuda"))
+    assert (same.backend, same.device, none) == ("ort", "cuda", None)

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from emolive.runtime import backends
-from emolive.runtime.backends import ROUTES, RuntimeConfig
+from emolive.runtime.backends import RuntimeConfig
 from emolive.runtime.bundle import Bundle, BundleError, GraphVariant
 from emolive.runtime.cpu import this_cpu
+from emolive.runtime.llm.bundled import decoder_route, embedding_table
 from emolive.runtime.llm.decoder import DecoderLayout, DecoderSession
 from emolive.runtime.llm.generate import Generated, GenerationConfig, Token, generate
 from emolive.runtime.llm.tokenizer import ChatFormat, ChatTokenizer
@@ -67,16 +68,12 @@ class Llm:
         entry = bundle.graph(LLM_DECODER)
         precision = options.precision or runtime.precision_for(LLM_DECODER)
         threads = options.threads if options.threads is not None else runtime.threads
-        placed, route_note = _decoder_route(runtime)
+        placed, route_note = decoder_route(runtime)
         variant = entry.variant(precision, placed.device)
         where = f"{bundle.root}/manifest.json graph {LLM_DECODER!r}"
         layout = DecoderLayout.from_attrs(entry.attrs, where)
+        embeddings = embedding_table(bundle)  # memory-mapped: only used rows are resident
         emb_path = bundle.file(LLM_EMBEDDINGS)
-        try:
-            # Memory-mapped: only the rows of tokens actually used become resident.
-            embeddings = np.load(emb_path, mmap_mode="r")
-        except (OSError, ValueError) as e:
-            raise BundleError(emb_path, f"not a readable .npy embedding table: {e}") from e
         chat = ChatFormat.from_attrs(entry.attrs.get("chat") or {})
         tokenizer = ChatTokenizer(bundle.file(LLM_TOKENIZER), chat)
         if tokenizer.vocab_size > layout.vocab:
@@ -124,16 +121,3 @@ class Llm:
         return generate(
             self.session, self.tokenizer, logits, config or GenerationConfig(), on_token
         )
-
-
-def _decoder_route(runtime: RuntimeConfig) -> tuple[RuntimeConfig, str | None]:
-    """Where the decoder runs for ``runtime``, and a note when that is not the route asked
-    for: native TensorRT cannot parse the decoder (GroupQueryAttention and friends are ONNX
-    Runtime contrib ops), so with ``--backend trt`` it runs on ONNX Runtime's CUDA provider."""
-    if runtime.backend != "trt":
-        return runtime, None
-    placed = RuntimeConfig(backend="ort", device="cuda", threads=runtime.threads)
-    return placed, (
-        f"{LLM_DECODER}: runs on {ROUTES['ort', 'cuda']}, not {ROUTES['trt', 'tensorrt']} "
-        "(its GroupQueryAttention is an ONNX Runtime contrib op TensorRT's parser does not read)"
-    )
