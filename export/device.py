@@ -27,7 +27,7 @@ import numpy as np
 from emolive.export.bundle import BundleWriter
 from emolive.runtime import backends
 from emolive.runtime.backends import RuntimeConfig, check_device
-from emolive.runtime.bundle import KV_IO, Bundle, GraphEntry, sha256_of
+from emolive.runtime.bundle import KV_IO, Bundle, GraphEntry, graph_digest, sha256_of
 from emolive.runtime.cpu import this_cpu
 from emolive.runtime.names import LLM_DECODER, LLM_EMBEDDINGS, VAD, VAD_RATE
 from emolive.runtime.parity import Probe, deviation, probe_key, tolerance_for
@@ -323,7 +323,7 @@ def _write(bundle, writer, name, config, runtime, dst, probe, probe_path, existi
         extra = [{"file": d.name, "sha256": sha256_of(d), "bytes": d.stat().st_size}]
     record = _device_record(out, runtime)
     devices = {}
-    if existing is not None and existing.sha256 == sha256_of(final):
+    if existing is not None and graph_digest(existing.path) == graph_digest(final):
         devices = dict(existing.info.get("devices") or {})  # same file: keep other devices
     devices[config.device] = record
     info = {"converted_from": "fp32", "io": _io_of(final), "devices": devices}

@@ -49,6 +49,21 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def graph_digest(path: Path) -> str:
+    """The sha256 of an ONNX graph *and* the external-data files it names: a graph saved with
+    its weights beside it keeps the same ``.onnx`` bytes when only its weights change, so the
+    ``.onnx`` file's sha alone cannot key a compiled engine or a device check."""
+    import onnx
+
+    path = Path(path)
+    model = onnx.load(str(path), load_external_data=False)
+    locations = sorted({
+        e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"
+    })  # fmt: skip
+    parts = [sha256_of(path), *(f"{loc}:{sha256_of(path.parent / loc)}" for loc in locations)]
+    return parts[0] if len(parts) == 1 else hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
 def onnx_signature(path: Path) -> dict:
     """Opset, inputs and outputs of an ONNX file, as the manifest records them."""
     import onnx
@@ -79,6 +94,12 @@ class GraphVariant:
     path: Path
     sha256: str
     info: dict
+
+    @property
+    def digest(self) -> str:
+        """The ``.onnx`` file's sha with those of its external data (from the manifest)."""
+        extra = [e.get("sha256", "") for e in self.info.get("external_data") or []]
+        return "+".join([self.sha256, *extra])
 
 
 @dataclass(frozen=True)

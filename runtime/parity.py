@@ -139,7 +139,8 @@ def device_tolerance(info: dict, precision: str, device: str) -> float | None:
     return tolerance_for(0.0) if precision == "fp32" else None
 
 
-# (file, sha256, device) -> the gate's result: a probe runs once per file and device.
+# (file, digest with its external data, device) -> the gate's result: a probe runs once per
+# file and device.
 _DEVICE_GATES: dict[tuple[str, str, str], GateResult] = {}
 
 
@@ -147,7 +148,7 @@ def check_on_device(
     variant: GraphVariant, probe_path: Path | None, run: Callable[[dict], dict], device: str
 ) -> GateResult:
     """Gate ``variant`` (run by ``run`` on a non-CPU ``device``) against the graph's probe."""
-    key = (str(variant.path), variant.sha256, device)
+    key = (str(variant.path), variant.digest, device)
     if key in _DEVICE_GATES:
         return _DEVICE_GATES[key]
     what = f"{variant.graph} {variant.precision} on {device}"

@@ -314,7 +314,10 @@ def make_tensorrt(version: str, cuda: FakeCuda) -> types.ModuleType:
             self.logger = logger
 
         def deserialize_cuda_engine(self, plan: bytes):
-            record = json.loads(bytes(plan))
+            try:  # documented: None (and a logged error) for a plan it cannot read
+                record = json.loads(bytes(plan))
+            except ValueError:
+                return None
             if record["version"] != version:
                 return None  # engines are tied to the TensorRT that built them
             return Engine(record)

@@ -228,5 +228,36 @@ def test_dla_is_an_option_for_fp16_and_int8_on_10x(fake, tmp_path, monkeypatch):
     assert "GPU_FALLBACK" in build["flags"] and "DLA core 1" in graph.info["providers"][0]
     gpu_engine = backends.load(TRT, path, "fp16", dla_core=None)  # the env var still says DLA
     assert gpu_engine.engine_file == graph.engine_file
+    # fp32 graphs (the VAD, a gate's fallback) stay on the GPU whatever the variable says.
+    fp32 = backends.load(TRT, path, "fp32")
+    assert trt.builds[-1]["device_type"] != "DLA" and "DLA" not in fp32.info["providers"][0]
+    monkeypatch.setenv("EMOLIVE_TRT_DLA_CORE", "zero")
+    with pytest.raises(ValueError, match="EMOLIVE_TRT_DLA_CORE='zero'"):
+        backends.load(TRT, path, "fp16")
     monkeypatch.delenv("EMOLIVE_TRT_DLA_CORE")
     assert backends.load(TRT, path, "fp16").engine_file != graph.engine_file
+
+
+def test_a_damaged_cached_engine_is_rebuilt_and_weights_beside_the_graph_key_it(fake, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    trt, _ = fake
+    path = tiny_onnx(tmp_path / "g.onnx")
+    first = backends.load(TRT, path, "fp32")
+    first.engine_file.write_bytes(b"not an engine")  # e.g. a writer killed mid-way
+    builds = len(trt.builds)
+    again = backends.load(TRT, path, "fp32")
+    assert len(trt.builds) == builds + 1 and again.engine is not None
+    # Weights in an external file: new weights, same .onnx bytes, a different engine.
+    model = onnx.load(str(path))
+    onnx.save(model, str(tmp_path / "e.onnx"), save_as_external_data=True,
+              location="e.onnx.data", size_threshold=0)  # fmt: skip
+    a = backends.load(TRT, tmp_path / "e.onnx", "fp32").engine_file
+    model = onnx.load(str(path))  # the first save moved its weights out: start afresh
+    w = model.graph.initializer[0]
+    w.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(w) * 2, w.name))
+    onnx.save(model, str(tmp_path / "e.onnx"), save_as_external_data=True,
+              location="e.onnx.data", size_threshold=0)  # fmt: skip
+    b = backends.load(TRT, tmp_path / "e.onnx", "fp32").engine_file
+    assert a != b

@@ -54,9 +54,12 @@ def face_crop(
 class FaceCropper:
     """The bundle's full-range BlazeFace + ``face_crop``: a frame -> its main face's crop."""
 
-    def __init__(self, detector: FaceDetector, info: dict | None = None) -> None:
+    def __init__(
+        self, detector: FaceDetector, info: dict | None = None, notes: list[str] | None = None
+    ) -> None:
         self.detector = detector
         self.backend_info = {FACE_DETECTOR_FULL: dict(info or {})}
+        self.notes = list(notes or [])  # the parity gate's, for the readings
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, runtime: RuntimeConfig | None = None) -> FaceCropper:
@@ -71,7 +74,7 @@ class FaceCropper:
         detector = FaceDetector(
             gated.runner, score_threshold=FULL_RANGE.min_score, model=FULL_RANGE
         )
-        return cls(detector, gated.info)
+        return cls(detector, gated.info, gated.notes)
 
     def crop(self, image_bgr: np.ndarray) -> np.ndarray | None:
         face = main_face(self.detector.detect(image_bgr))

@@ -36,7 +36,7 @@ import numpy as np
 
 from emolive.runtime.backends import ROUTES, DeviceUnavailable
 from emolive.runtime.backends.trt_api import ShapeRanges, TrtApi, fits, has_qdq
-from emolive.runtime.bundle import onnx_signature, sha256_of
+from emolive.runtime.bundle import graph_digest, onnx_signature
 from emolive.runtime.cache import cache_root
 
 WORKSPACE_BYTES = 1 << 30
@@ -110,7 +110,7 @@ class TrtGraph:
         capability = f"{props.major}{props.minor}"
         dla = "" if self.dla_core is None else f"+dla{self.dla_core}"
         built_as = f"{self.precision}+{self.ranges.key()}{dla}"
-        key = engine_key(gpu, capability, trt.__version__, built_as, sha256_of(self.path))
+        key = engine_key(gpu, capability, trt.__version__, built_as, graph_digest(self.path))
         folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         self.engine_file = folder / f"{self.path.stem}.{key}.engine"
@@ -118,12 +118,16 @@ class TrtGraph:
             folder / f"timing.{engine_key(gpu, capability, trt.__version__, '', '')}.cache"
         )
         logger = trt.Logger(trt.Logger.WARNING)
-        if self.engine_file.is_file():
-            plan = self.engine_file.read_bytes()
-        else:
+        runtime = trt.Runtime(logger)
+        self.engine = None
+        if self.engine_file.is_file():  # a cached engine; a damaged one is rebuilt once
+            self.engine = runtime.deserialize_cuda_engine(self.engine_file.read_bytes())
+        if self.engine is None:
             plan = self._build(logger, timing_file)
-            self.engine_file.write_bytes(plan)
-        self.engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
+            tmp = self.engine_file.with_name(f"{self.engine_file.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(plan)
+            os.replace(tmp, self.engine_file)  # never a half-written engine under its name
+            self.engine = runtime.deserialize_cuda_engine(plan)
         if self.engine is None:
             raise RuntimeError(f"TensorRT could not deserialize the engine for {self.path}")
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
@@ -331,6 +335,20 @@ def load(
         raise ValueError(
             f"the trt backend (route {ROUTE}) runs on device 'tensorrt', not {device!r}"
         )
-    if dla_core is None and os.environ.get(DLA_ENV, "").strip():
-        dla_core = int(os.environ[DLA_ENV])
+    if dla_core is None and precision in ("fp16", "int8"):  # DLA runs no fp32: those stay
+        dla_core = dla_from_env()  # on the GPU (e.g. the VAD, or a gate's fp32 fallback)
     return TrtGraph(Path(path), precision, ranges=ranges or ShapeRanges(), dla_core=dla_core)
+
+
+def dla_from_env() -> int | None:
+    """``EMOLIVE_TRT_DLA_CORE``: the DLA core for fp16/int8 graphs (unset: the GPU)."""
+    value = os.environ.get(DLA_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        core = int(value)
+    except ValueError:
+        raise ValueError(f"{DLA_ENV}={value!r}: a DLA core number (0 or 1 on Orin)") from None
+    if core < 0:
+        raise ValueError(f"{DLA_ENV}={value!r}: a DLA core number (0 or 1 on Orin)")
+    return core

@@ -33,7 +33,7 @@ def audio_stage(bundle: Bundle, config, ctx: BuildContext, profile: str):
         speech = SpeechAudio.from_bundle(
             bundle, clock=ctx.clock, on_failure=ctx.on_failure, runtime=config.runtime
         )
-        return speech, []
+        return speech, list(speech.vad.notes)  # the gate's, if it refused a VAD variant
     note = f"{profile}: no ASR in this bundle, the subtitle is empty"
     return AudioStore(on_failure=ctx.on_failure), [note]
 
@@ -76,7 +76,8 @@ def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
     if reasoner is None and config.reason:
         model = AffectGptModel.from_bundle(bundle, config.runtime)
         reasoner = AffectGptReasoner(model, frames, audio)
-    notes = [*notes, *getattr(reasoner, "load_notes", [])]  # e.g. a gate's fallback
+    faces = getattr(frames, "faces", None)
+    notes = [*notes, *getattr(faces, "notes", []), *getattr(reasoner, "load_notes", [])]
     backend = backend_record(config, reasoner, audio)
     reasoning = ReasoningStage(reasoner, labels=config.labels, backend=backend,
                                on_failure=ctx.on_failure)  # fmt: skip

@@ -33,7 +33,8 @@ def build(bundle: Bundle, config, ctx: BuildContext) -> Pipeline:
     if reasoner is None and config.reason:
         reasoner = EmotionLlamaReasoner(EmotionLlamaModel.from_bundle(bundle, config.runtime),
                                         frames, audio)  # fmt: skip
-    notes = [*notes, *getattr(reasoner, "load_notes", [])]  # e.g. a gate's fallback
+    faces = getattr(frames, "faces", None)
+    notes = [*notes, *getattr(faces, "notes", []), *getattr(reasoner, "load_notes", [])]
     backend = backend_record(config, reasoner, frames and frames.faces, audio)
     reasoning = ReasoningStage(reasoner, labels=config.labels, backend=backend,
                                on_failure=ctx.on_failure)  # fmt: skip
