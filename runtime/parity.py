@@ -208,17 +208,35 @@ def _load_on_device(bundle, graph, variant, load, probe_run, device):
     candidates = [variant] + ([fp32] if fp32 is not None and fp32 is not variant else [])
     notes: list[str] = []
     for candidate in candidates:
-        loaded = load(candidate, device)
-        gate = check_on_device(candidate, probe, probe_run(loaded), device)
+        known = _DEVICE_GATES.get((str(candidate.path), candidate.digest, device))
+        if known is not None and not known.passed:  # refused before: not loaded again
+            notes.append(known.note or f"{graph} {candidate.precision}: refused on {device}")
+            continue
+        try:
+            loaded = load(candidate, device)
+            gate = check_on_device(candidate, probe, probe_run(loaded), device)
+        except Exception as e:  # an engine that will not build, a kernel missing there
+            notes.append(f"{graph} {candidate.precision}: does not run on {device}: {e}")
+            continue
         if gate.note:
             notes.append(gate.note)
         if gate.passed:
             if candidate is not variant:
                 notes.append(f"{graph}: fell back to {candidate.precision} on {device}")
             return loaded, candidate, "; ".join(notes) or None
+        _release(loaded)  # before the next candidate loads: not two copies at once
     last = fp32 or variant
     notes.append(f"{graph}: fell back to {last.precision} on the CPU")
     return load(last, "cpu"), last, "; ".join(notes)
+
+
+def _release(loaded) -> None:
+    """Free a refused runner's device memory now (a TensorRT graph's buffers and stream)."""
+    session = getattr(loaded, "session", None)  # an Llm: its decoder session's runner
+    for holder in (loaded, getattr(loaded, "runner", None), getattr(session, "runner", None)):
+        close = getattr(holder, "close", None)
+        if callable(close):
+            close()
 
 
 @dataclass

@@ -57,6 +57,10 @@ class FakeCuda:
     def cudaStreamSynchronize(self, stream):  # noqa: N802
         return (0,)
 
+    def cudaStreamDestroy(self, stream):  # noqa: N802
+        self.destroyed_streams = getattr(self, "destroyed_streams", 0) + 1
+        return (0,)
+
     def cudaMalloc(self, nbytes: int):  # noqa: N802
         buf = np.zeros(int(nbytes), np.uint8)
         self.allocations[buf.ctypes.data] = buf

@@ -115,6 +115,48 @@ def test_right_variant_passes_on_the_device(tmp_path):
     assert chosen.precision == "fp16" and note is None and asked == [("fp16", "cuda")]
 
 
+def test_a_variant_that_will_not_load_on_the_device_falls_back_and_refused_ones_are_freed(
+    tmp_path,
+):
+    bundle = tiny_device_bundle(tmp_path / "b")  # fp16 strays on "cuda"
+    asked: list = []
+    closed: list = []
+    base = _loader(asked)
+
+    class Closable:
+        def __init__(self, runner, precision):
+            self.runner, self.precision, self.run = runner, precision, runner.run
+
+        def close(self):
+            closed.append(self.precision)
+
+    def load(variant, device):
+        runner = base(variant, device)
+        if variant.precision == "fp16":
+            return Closable(runner, "fp16")
+        return runner
+
+    _, chosen, note = load_checked(
+        bundle, "g", bundle.graph("g").variant("fp16"), load, lambda g: g.run, None,
+        device="cuda",
+    )  # fmt: skip
+    assert chosen.precision == "fp32" and closed == ["fp16"]  # freed before fp32 loaded
+
+    def failing(variant, device):  # e.g. an engine that will not build there
+        if variant.precision == "fp16":
+            raise RuntimeError("no kernel for this op")
+        return base(variant, device)
+
+    other = tiny_device_bundle(tmp_path / "c", fp16_scale=1.0)
+    _, chosen, note = load_checked(
+        other, "g", other.graph("g").variant("fp16"), failing, lambda g: g.run, None,
+        device="cuda",
+    )  # fmt: skip
+    assert chosen.precision == "fp32"
+    assert "g fp16: does not run on cuda: no kernel for this op" in note
+    assert "fell back to fp32 on cuda" in note
+
+
 def test_nothing_agrees_on_the_device_falls_back_to_the_cpu(tmp_path):
     # The probe's reference is from other weights: fp16 and fp32 both disagree "on cuda".
     bundle = tiny_device_bundle(tmp_path / "b", fp32_reference_scale=2.0)

@@ -253,9 +253,19 @@ class TrtGraph:
         return outs
 
     def close(self) -> None:
+        """Free the IO buffers and the stream (the gate calls it on a refused graph)."""
         for ptr, _ in self._buffers.values():
             self._cudart.cudaFree(ptr)
         self._buffers.clear()
+        stream, self.stream = getattr(self, "stream", None), None
+        if stream is not None:
+            self._cudart.cudaStreamDestroy(stream)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: CUDA may be gone already
+            pass
 
 
 class TrtBuffer:
