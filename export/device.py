@@ -171,7 +171,15 @@ class BuildConfig:
     precision: str = "fp16"
     graphs: tuple[str, ...] = ()  # empty: every graph of the manifest
     bound: float = BUILD_BOUND
-    prefer: bool = True  # make a written variant the device's preferred precision
+    # Make a written variant the device's preferred precision. None: on a GPU yes; on the
+    # CPU no (there fp16 is slower than fp32 and calibrate chose the fastest form: build
+    # --device cpu checks, it does not change what a CPU session loads unless asked).
+    prefer: bool | None = None
+
+    @property
+    def prefers(self) -> bool:
+        return self.device != "cpu" if self.prefer is None else self.prefer
+
     convert: Callable[[Path, Path], Path] = to_fp16
 
 
@@ -277,8 +285,9 @@ def _check_existing(bundle, writer, name, config, runtime) -> GraphOutcome:
     entry = bundle.graph(name)
     existing = entry.variants.get(config.precision)
     if existing is None:
+        # Skipped quietly when building every graph; a graph named with --graph is refused.
         return GraphOutcome(name, False, reason=f"has no {config.precision} variant to check "
-                            "(export or calibrate makes it)", kept=True)  # fmt: skip
+                            "(export or calibrate makes it)", kept=not config.graphs)  # fmt: skip
     if "fp32" not in entry.variants:
         return GraphOutcome(name, False, reason="no fp32 variant to check against")
     probe_path = bundle.probe(name)
@@ -290,9 +299,13 @@ def _check_existing(bundle, writer, name, config, runtime) -> GraphOutcome:
         made = probe.save(bundle.root / f"{name}.probe.npz")
         writer.add_file(probe_key(name), made, made.name, role="parity probe")
     devices = dict(existing.info.get("devices") or {})
-    devices[config.device] = _device_record(out, runtime)
-    writer.update_variant(name, config.precision, {"devices": devices})
-    if config.prefer:
+    devices[config.device] = record = _device_record(out, runtime)
+    info = {"devices": devices}
+    if config.device == "cpu":  # what the CPU gate reads: this CPU measured it now
+        info.update(measured_on=this_cpu().record(), probe_deviation=record["probe_deviation"],
+                    probe_tolerance=record["probe_tolerance"])  # fmt: skip
+    writer.update_variant(name, config.precision, info)
+    if config.prefers:
         _prefer(writer, name, config)
     out.written = True
     return out
@@ -336,7 +349,7 @@ def _write(bundle, writer, name, config, runtime, dst, probe, probe_path, existi
     writer.add_variant(name, config.precision, final, info)
     if extra:
         writer.update_variant(name, config.precision, {"external_data": extra})
-    if config.prefer:
+    if config.prefers:
         _prefer(writer, name, config)
 
 

@@ -65,7 +65,10 @@ def _cpu_loader(variant, device):
 
 def test_build_on_cpu_writes_a_checked_fp16_variant_the_runtime_picks(tmp_path):
     root = tiny_bundle(tmp_path / "b", {"g": 1.0})
-    result = _build(root, "--device", "cpu", "--json")
+    kept = _build(root, "--device", "cpu", "--graph", "g")  # checks; the CPU's choice stays
+    assert kept.exit_code == 0, kept.output
+    assert Bundle.open(root).graph("g").variant(None, "cpu").precision == "fp32"
+    result = _build(root, "--device", "cpu", "--prefer", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output[result.output.index("{") :])
     assert report["graphs"]["g"]["written"] and report["graphs"]["g"]["deviation"] < 1e-3
@@ -105,7 +108,7 @@ def test_a_variant_that_disagrees_is_refused_at_build(tmp_path):
 
 def test_a_variant_that_disagrees_is_refused_at_load(tmp_path):
     root = tiny_bundle(tmp_path / "b", {"g": 1.0})
-    build_device_variants(root, BuildConfig(device="cpu"), log=lambda m: None)
+    build_device_variants(root, BuildConfig(device="cpu", prefer=True), log=lambda m: None)
     manifest = json.loads((root / MANIFEST).read_text())
     spec = manifest["graphs"]["g"]["variants"]["fp16"]
     model = onnx.load(str(root / spec["file"]))  # swapped for wrong weights after the build
@@ -168,7 +171,9 @@ def test_the_llm_decoder_in_fp16_runs_on_the_cpu_and_is_picked(tmp_path):
     tok = tiny_tokenizer(tmp_path / "tokenizer.json")
     tiny_llm_bundle(tmp_path / "llm", tmp_path / "work", tok)
     out = build_device_variants(
-        tmp_path / "llm", BuildConfig(device="cpu", graphs=("llm_decoder",)), log=lambda m: None
+        tmp_path / "llm",
+        BuildConfig(device="cpu", graphs=("llm_decoder",), prefer=True),
+        log=lambda m: None,
     )
     assert out["llm_decoder"].written, out["llm_decoder"].reason
     bundle = Bundle.open(tmp_path / "llm")
@@ -216,7 +221,8 @@ def test_an_affectgpt_bundle_gets_fp16_encoders_and_decoder(tmp_path):
         options={"checkpoint": ckpt, "vision": folders["vision"], "audio": folders["audio"],
                  "llm": folders["llm"]},
     )  # fmt: skip
-    out = build_device_variants(tmp_path / "bundle", BuildConfig(device="cpu"), log=lambda m: None)
+    config = BuildConfig(device="cpu", prefer=True)
+    out = build_device_variants(tmp_path / "bundle", config, log=lambda m: None)
     graphs = (spec.VISION, spec.AUDIO, spec.FUSION, "llm_decoder")
     assert all(out[g].written for g in graphs), {g: out[g].reason for g in graphs}
     bundle = Bundle.open(tmp_path / "bundle")
@@ -241,7 +247,7 @@ def test_an_exported_4bit_form_is_checked_on_the_device_and_recorded(tmp_path):
     tok = tiny_tokenizer(tmp_path / "tokenizer.json")
     tiny_llm_bundle(tmp_path / "llm", tmp_path / "work", tok)
     before = Bundle.open(tmp_path / "llm").graph("llm_decoder").variant("int4")
-    got = _build(tmp_path / "llm", "--device", "cpu", "--precision", "int4", "--json")
+    got = _build(tmp_path / "llm", "--device", "cpu", "--precision", "int4", "--prefer", "--json")
     assert got.exit_code == 0, got.output
     report = json.loads(got.output[got.output.index("{") :])
     assert report["graphs"]["llm_decoder"]["written"]
@@ -251,6 +257,12 @@ def test_an_exported_4bit_form_is_checked_on_the_device_and_recorded(tmp_path):
     record = int4.info["devices"]["cpu"]
     assert 0 < record["probe_deviation"] <= 0.02 and record["route"] == "onnxruntime-cpu"
     assert entry.prefer["cpu"] == "int4"
+    # A graph named without the form is refused; a bundle where none has it is an error.
+    root = tiny_bundle(tmp_path / "plain", {"g": 1.0})
+    named = _build(root, "--device", "cpu", "--precision", "int4", "--graph", "g")
+    assert named.exit_code == 1 and "g: has no int4 variant" in named.output
+    none = _build(root, "--device", "cpu", "--precision", "int4")
+    assert none.exit_code == 1 and "no graph of" in none.output and "int4 variant" in none.output
     # A bound no 4-bit form meets: refused, nothing recorded.
     out = build_device_variants(tmp_path / "llm", BuildConfig(device="cpu", precision="int4f",
                                 bound=1e-9), log=lambda m: None)  # fmt: skip
