@@ -95,7 +95,7 @@ def _routes() -> dict:
     return out
 
 
-def _machine(bundle_path: Path, context: int) -> dict:
+def _machine(bundle_path: Path, context: int | None) -> dict:
     """GPU, Jetson and the Orin Nano 8 GB memory budget of the bundle (if it opens)."""
     from emolive.runtime.bundle import Bundle, BundleError
     from emolive.runtime.machine import jetson, memory_budget, nvidia_gpus
@@ -129,11 +129,11 @@ def _sources() -> dict:
 @click.option(
     "--context",
     type=click.IntRange(min=1),
-    default=1024,
-    show_default=True,
-    help="LLM context (KV cache tokens) for the memory budget.",
+    default=None,
+    help="LLM context (KV cache tokens) for the memory budget (default: what the session "
+    "allocates: the decoder's max_context, else 1024).",
 )
-def doctor(bundle: Path | None, as_json: bool, context: int) -> None:
+def doctor(bundle: Path | None, as_json: bool, context: int | None) -> None:
     """Check cameras, microphones, ONNX Runtime providers, GPUs, model sources and the bundle.
 
     Says what is missing and how to install it, which inference routes can run here, whether

@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from emolive.runtime.bundle import Bundle
+from emolive.runtime.bundle import KV_IO, Bundle
 from emolive.runtime.names import (
     EXPRESSION,
     FACE_DETECTOR,
@@ -37,7 +37,9 @@ _STAGES = {
     "affectgpt_vision": "affectgpt encoders", "affectgpt_audio": "affectgpt encoders",
     "affectgpt_fusion": "affectgpt encoders",
 }  # fmt: skip
-_FILE_STAGES = {"asr/": "audio", "llm_": "llm", "words_": "words", "affectgpt_": "llm"}
+_PREFIX_STAGES = {"affectgpt_": "affectgpt encoders", "emollama_": "emotion_llama encoders"}
+_FILE_STAGES = {"asr/": "audio", "llm_": "llm", "words_": "words", "affectgpt_": "llm",
+                "emollama_": "llm"}  # fmt: skip
 _ELEMENT_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
@@ -103,9 +105,10 @@ def memory_budget(
     device: str = "cuda",
     total_gb: float = ORIN_NANO_GB,
     reserve_gb: float = 2.0,
-    max_context: int = 1024,
+    max_context: int | None = None,
 ) -> dict:
-    """Bytes per stage of what the runtime would load for ``device`` from ``bundle``."""
+    """Bytes per stage of what the runtime would load for ``device`` from ``bundle``;
+    ``max_context``: the LLM's KV slots (None: the decoder's own ``max_context``, else 1024)."""
     stages: dict[str, dict] = {}
 
     def add(stage: str, what: str, nbytes: int) -> None:
@@ -118,8 +121,11 @@ def memory_budget(
         variant = entry.variant(None, device)
         graph_files.add(variant.info["file"])
         graph_files.update(x["file"] for x in variant.info.get("external_data", []))
+        stage = _STAGES.get(name) or next(
+            (st for p, st in _PREFIX_STAGES.items() if name.startswith(p)), "other"
+        )
         add(
-            _STAGES.get(name, "other"),
+            stage,
             f"{name} {variant.precision}",
             _bytes_of(bundle, variant.info),
         )
@@ -127,10 +133,13 @@ def memory_budget(
             a = entry.attrs
             kv = next((i for i in entry.inputs if i["name"].startswith("past_key_values")), None)
             size = _ELEMENT_BYTES.get(kv["dtype"], 4) if kv else 4
+            if variant.info.get("io") == KV_IO:  # build's fp16 device variant: an fp16 cache
+                size = 2
+            tokens = max_context or int(a.get("max_context", 1024))  # what the session allocates
             cache = (
                 2 * int(a.get("layers", 0)) * int(a.get("kv_heads", 0)) * int(a.get("head_dim", 0))
             )
-            add("llm", f"KV cache ({max_context} tokens)", cache * max_context * size)
+            add("llm", f"KV cache ({tokens} tokens)", cache * tokens * size)
     for key, spec in bundle.manifest.get("files", {}).items():
         if spec["file"] in graph_files or key.startswith("probe."):
             continue

@@ -45,6 +45,13 @@ def test_budget_adds_the_files_the_device_would_load_and_the_kv_cache(tmp_path):
     assert kv == 2 * 2 * 3 * 4 * 10 * 4  # k and v, layers, heads, dim, tokens, fp32
     assert budget["total_bytes"] == 2 * graph_bytes + kv and budget["fits"]
     assert not memory_budget(bundle, "cuda", total_gb=2.0 + 1e-9, reserve_gb=2.0)["fits"]
+    # Without --context, the decoder's own max_context (what the session allocates); an
+    # fp16-kv variant's cache counts 2 bytes a value.
+    manifest["graphs"]["llm_decoder"]["attrs"]["max_context"] = 2048
+    manifest["graphs"]["llm_decoder"]["variants"]["fp32"]["io"] = "fp16-kv"
+    (root / MANIFEST).write_text(json.dumps(manifest))
+    parts = memory_budget(Bundle.open(root, verify=False), "cuda")["stages"]["llm"]["parts"]
+    assert parts["KV cache (2048 tokens)"] == 2 * 2 * 3 * 4 * 2048 * 2
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a GPU")
