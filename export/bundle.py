@@ -24,6 +24,16 @@ from emolive.runtime.bundle import (
 )
 
 
+def external_files(graph: Path) -> list[Path]:
+    """The external-data files an ONNX graph names (beside it), in name order."""
+    import onnx
+
+    model = onnx.load(str(graph), load_external_data=False)
+    names = {e.value for t in model.graph.initializer for e in t.external_data
+             if e.key == "location"}  # fmt: skip
+    return [graph.parent / n for n in sorted(names)]
+
+
 class BundleWriter:
     """Collects graphs and files into ``root`` and writes ``manifest.json`` last."""
 
@@ -55,9 +65,9 @@ class BundleWriter:
         prefer: dict[str, str] | None = None,
         attrs: dict | None = None,
         checks: dict | None = None,
-        external_data: dict[str, list[Path]] | None = None,
     ) -> None:
-        """Add one graph in one or more precisions; I/O are read from the fp32 (or first) file."""
+        """Add one graph in one or more precisions; I/O are read from the fp32 (or first) file.
+        Weights a graph keeps beside it (external data) travel with it."""
         first = "fp32" if "fp32" in variants else next(iter(variants))
         sig = onnx_signature(Path(variants[first]))
         entry = {
@@ -72,11 +82,6 @@ class BundleWriter:
         self.manifest["graphs"][name] = entry
         for precision, path in variants.items():
             self.add_variant(name, precision, Path(path))
-            extra = (external_data or {}).get(precision, [])
-            if extra:
-                entry["variants"][precision]["external_data"] = [
-                    self._place(Path(x), Path(x).name) for x in extra
-                ]
 
     @classmethod
     def reopen(cls, root: Path | str) -> BundleWriter:
@@ -100,6 +105,9 @@ class BundleWriter:
                 f"{[i['name'] for i in vsig['inputs']]}, the bundle's graph has {want}"
             )
         spec = self._place(Path(path), f"{name}.{precision}.onnx")
+        extra = [self._place(x, x.name) for x in external_files(Path(path))]
+        if extra:  # weights beside the graph travel with it, under the names it gives them
+            spec["external_data"] = extra
         spec["precision"] = precision
         spec.update(info or {})
         entry["variants"][precision] = spec

@@ -36,7 +36,27 @@ def export_onnx(module, args: tuple, path: Path, inputs: Sequence[str],
             module, args, str(path), input_names=list(inputs), output_names=list(outputs),
             dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False,
         )  # fmt: skip
+    _one_data_file(path)
     return path
+
+
+def _one_data_file(path: Path) -> None:
+    """Past protobuf's 2 GB (EVA ViT-g: ~4 GB) the exporter writes each weight to its own
+    file beside the graph; they become one ``<graph>.data`` (``save_external``), which the
+    bundle writer carries with the graph."""
+    import onnx
+
+    from emolive.export.llm.bundle import save_external
+
+    model = onnx.load(str(path), load_external_data=False)
+    locations = {e.value for t in model.graph.initializer for e in t.external_data
+                 if e.key == "location"}  # fmt: skip
+    if not locations or locations == {f"{path.name}.data"}:
+        return
+    model = onnx.load(str(path))  # with its weights
+    save_external(model, path)
+    for name in locations:
+        (path.parent / name).unlink(missing_ok=True)
 
 
 def compare_outputs(graph: str, path: Path, feeds: dict, want: dict[str, np.ndarray]) -> dict:

@@ -158,3 +158,40 @@ def test_corrupt_graph_with_updated_sha256_is_named(bundle_dir):
     _rewrite(bundle_dir, m)
     with pytest.raises(BundleError, match=r"expression.fp32.onnx: not a readable ONNX graph"):
         Bundle.open(bundle_dir)
+
+
+def test_weights_beside_a_graph_travel_with_it_in_one_file(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from emolive.export.onnx_check import _one_data_file
+    from emolive.runtime import backends
+
+    src = tmp_path / "src"
+    src.mkdir()
+    path = src / "g.onnx"
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.normal(size=(64, 64)).astype(np.float32), f"W{i}")
+               for i in range(2)]  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W0"], ["h"]), helper.make_node("MatMul", ["h", "W1"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 64])], weights,
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    x = np.ones((2, 64), np.float32)
+    want = backends.load("ort", path, "fp32").run({"x": x})["y"]
+    # What the exporter writes past 2 GB: one file per weight, beside the graph.
+    onnx.save(onnx.load(str(path)), str(path), save_as_external_data=True,
+              all_tensors_to_one_file=False, size_threshold=0)  # fmt: skip
+    assert len(list(src.iterdir())) > 2
+    _one_data_file(path)
+    assert sorted(p.name for p in src.iterdir()) == ["g.onnx", "g.onnx.data"]
+    writer = BundleWriter(tmp_path / "b", "lite")
+    writer.add_graph("g", {"fp32": path})
+    writer.write()
+    variant = Bundle.open(tmp_path / "b").graph("g").variant("fp32")  # sha256s verified
+    assert [e["file"] for e in variant.info["external_data"]] == ["g.onnx.data"]
+    got = backends.load("ort", variant.path, "fp32").run({"x": x})["y"]
+    np.testing.assert_array_equal(got, want)

@@ -160,7 +160,7 @@ def export_affectgpt(
     tokenizer = Tokenizer.from_file(str(tok_path))
     decoder, shape = qwen2_decoder(model.llm, MAX_CONTEXT, LLM_DECODER)
     dpath = work / f"{LLM_DECODER}.onnx"
-    ddata = save_external(decoder, dpath)  # a 7B decoder passes protobuf's 2 GB limit
+    save_external(decoder, dpath)  # a 7B decoder passes protobuf's 2 GB limit
     emb_path = work / "embeddings.npy"
     np.save(emb_path, emb)
     layout = DecoderLayout(shape.layers, shape.kv_heads, shape.head_dim, shape.hidden, shape.vocab)
@@ -189,8 +189,7 @@ def export_affectgpt(
         "chat": {"kind": "chatml", "stop_tokens": [t for t in ("<|im_end|>", "<|endoftext|>")
                                                    if tokenizer.token_to_id(t) is not None]},
     }  # fmt: skip
-    writer.add_graph(LLM_DECODER, {"fp32": dpath}, attrs=attrs, checks=checks[LLM_DECODER],
-                     external_data={"fp32": [ddata]})  # fmt: skip
+    writer.add_graph(LLM_DECODER, {"fp32": dpath}, attrs=attrs, checks=checks[LLM_DECODER])
     writer.add_file(LLM_EMBEDDINGS, emb_path, "llm_embeddings.npy", role="token embeddings")
     writer.add_file(LLM_TOKENIZER, tok_path, "llm_tokenizer.json",
                     role="Qwen tokenizer + AffectGPT placeholders")  # fmt: skip

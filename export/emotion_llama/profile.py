@@ -113,7 +113,7 @@ def export_emotion_llama(writer, work: Path, log, checkpoint, vision, audio, llm
     sd = state_dict_numpy(model.llm)
     dpath = work / f"{LLM_DECODER}.onnx"
     decoder = build_decoder(shape, decoder_weights(shape, sd, "fp32"), LLM_DECODER)
-    ddata = save_external(decoder, dpath)  # a 7B decoder passes protobuf's 2 GB limit
+    save_external(decoder, dpath)  # a 7B decoder passes protobuf's 2 GB limit
     emb = sd["model.embed_tokens.weight"]
     emb_path = work / "embeddings.npy"
     np.save(emb_path, emb)
@@ -147,8 +147,7 @@ def export_emotion_llama(writer, work: Path, log, checkpoint, vision, audio, llm
     attrs = {"layers": shape.layers, "kv_heads": shape.kv_heads, "head_dim": shape.head_dim,
              "hidden": shape.hidden, "vocab": shape.vocab, "max_context": MAX_CONTEXT,
              "chat": {"kind": "llama2-inst", "stop_tokens": [spec.STOP_STRING]}}  # fmt: skip
-    writer.add_graph(LLM_DECODER, {"fp32": dpath}, attrs=attrs, checks=checks[LLM_DECODER],
-                     external_data={"fp32": [ddata]})  # fmt: skip
+    writer.add_graph(LLM_DECODER, {"fp32": dpath}, attrs=attrs, checks=checks[LLM_DECODER])
     writer.add_file(LLM_EMBEDDINGS, emb_path, "llm_embeddings.npy", role="token embeddings")
     writer.add_file(LLM_TOKENIZER, tok_path, "llm_tokenizer.json", role="LLaMA tokenizer")
     writer.add_json(spec.CONFIG, "emotion_llama.json", {

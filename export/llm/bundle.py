@@ -233,7 +233,6 @@ def add_exported(writer: BundleWriter, exported: ExportedLlm, report: dict) -> s
         prefer={"cpu": prefer},
         attrs=attrs,
         checks=dict(exported.checks),
-        external_data={p: [external_data_of(g)] for p, g in exported.graphs.items()},
     )
     if "fp32" in exported.graphs and len(exported.graphs) > 1 and exported.probe_ids:
         probe, records = probe_forms(
