@@ -116,6 +116,11 @@ def run(source, bundle, jsonl, duration, labels, every_s, frame_step, no_audio, 
 
     # Checked first: a device this machine lacks fails before anything loads.
     forced = forced_precision(bundle or default_bundle(), precision) if precision else None
+    if precision and not forced:
+        raise click.BadParameter(
+            f"the bundle has no {precision} variant of a graph this option can force "
+            f"(`emo-live calibrate` makes int8 ones)", param_hint="--precision",
+        )  # fmt: skip
     runtime = runtime_config(device, backend, precision=forced)
     from emolive.runtime.session import SessionError
     from emolive.runtime.sinks import SinkClosed, SinkError

@@ -208,7 +208,11 @@ def build_device_variants(
     with tempfile.TemporaryDirectory(prefix=".build-", dir=bundle.root) as tmp:
         for name in names:
             log(f"{name}: {config.precision} for {config.device} ({route})")
-            outcomes[name] = _build_one(bundle, writer, name, config, runtime, Path(tmp))
+            try:
+                outcomes[name] = _build_one(bundle, writer, name, config, runtime, Path(tmp))
+            except (BuildError, ValueError, OSError) as e:  # e.g. a probe it cannot make:
+                # that graph is refused by name; the ones already checked are still written
+                outcomes[name] = GraphOutcome(name, False, reason=f"refused: {e}")
             o = outcomes[name]
             log(f"{name}: " + (f"written, deviation {o.deviation:.3g}" if o.written else o.reason))
         if any(o.written for o in outcomes.values()):

@@ -112,8 +112,8 @@ class EmotionLlamaReasoner:
         samples = self.audio.between(window.t_start, window.t_end) if self.audio else None
         if not frames or samples is None or not len(samples):
             missing = "audio" if frames else "frames"
-            return Judgement(notes=[f"emotion_llama reads video and audio together: no {missing} "
-                                    "in this window"])  # fmt: skip
+            why = f"emotion_llama reads video and audio together: no {missing} in this window"
+            return Judgement(abstained=why, notes=[why])
         notes = []
         faces = None
         if getattr(self.frames, "faces", None) is not None:
@@ -130,10 +130,12 @@ class EmotionLlamaReasoner:
         if parsed.open_labels:
             notes.append("open-vocabulary emotions outside the labels: "
                          + ", ".join(parsed.open_labels))  # fmt: skip
+        abstained = None
         if parsed.probs is None:
-            notes.append("the answer names no emotion of this session's labels")
+            abstained = "the answer names no emotion of this session's labels"
+            notes.append(abstained)
         return Judgement(
-            probs=parsed.probs, notes=notes,
+            probs=parsed.probs, abstained=abstained, notes=notes,
             latency_ms={"encoders": round((t1 - t0) * 1e3, 1),
                         "llm_answer": round((t2 - t1) * 1e3, 1)},
             backend={"llm": self.model.precision},
