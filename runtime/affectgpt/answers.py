@@ -75,3 +75,28 @@ def parse_answer(answer: str, labels: Sequence[str], wheel: Mapping[str, str]) -
     share = np.array([counts[lab] for lab in labels], np.float64) / total
     probs = (1 - UNIFORM_SHARE) * share + UNIFORM_SHARE / len(labels)
     return Parsed(probs, {k: v for k, v in counts.items() if v}, tuple(open_labels))
+
+
+def answer_judgement(
+    answer: str, labels: Sequence[str], wheel: Mapping[str, str], notes: list[str],
+    latency_ms: dict[str, float], precision: str,
+):  # fmt: skip
+    """A free answer (already cut) as the reasoning stage's ``Judgement``: its label scores,
+    the open labels and an answer naming no label said in the notes (the latter abstains),
+    and the answer itself as the explanation."""
+    from emolive.runtime.reasoning.stage import Judgement
+
+    parsed = parse_answer(answer, labels, wheel)
+    notes = list(notes)
+    if parsed.open_labels:
+        notes.append(
+            "open-vocabulary emotions outside the labels: " + ", ".join(parsed.open_labels)
+        )
+    abstained = None
+    if parsed.probs is None:
+        abstained = "the answer names no emotion of this session's labels"
+        notes.append(abstained)
+    return Judgement(
+        probs=parsed.probs, abstained=abstained, notes=notes, latency_ms=latency_ms,
+        backend={"llm": precision}, explain=lambda label: answer or None,
+    )  # fmt: skip

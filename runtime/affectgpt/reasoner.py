@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emolive.runtime.affectgpt import spec
-from emolive.runtime.affectgpt.answers import cut_answer, parse_answer
+from emolive.runtime.affectgpt.answers import answer_judgement, cut_answer
 from emolive.runtime.affectgpt.media import AudioStore, FrameStore, clips_of
 from emolive.runtime.affectgpt.prompt import answer_tokenizer, prompt_segments
 from emolive.runtime.backends import RuntimeConfig, require_tensors
@@ -229,20 +229,6 @@ class AffectGptReasoner:
         subtitle = window.evidence.transcript if transcript is None else transcript
         gen = self.model.answer(tokens, subtitle or "", self.model.generation_config(self.seed))
         t2 = time.perf_counter()
-        answer = cut_answer(gen.text)
-        parsed = parse_answer(answer, labels, self.model.wheel)
-        abstained = None
-        if parsed.open_labels:
-            notes.append(
-                "open-vocabulary emotions outside the labels: " + ", ".join(parsed.open_labels)
-            )
-        if parsed.probs is None:
-            abstained = "the answer names no emotion of this session's labels"
-            notes.append(abstained)
-        return Judgement(
-            probs=parsed.probs, abstained=abstained, notes=notes,
-            latency_ms={"encoders": round((t1 - t0) * 1e3, 1),
-                        "llm_answer": round((t2 - t1) * 1e3, 1)},
-            backend={"llm": self.model.precision},
-            explain=lambda label: answer or None,
-        )  # fmt: skip
+        timings = {"encoders": round((t1 - t0) * 1e3, 1), "llm_answer": round((t2 - t1) * 1e3, 1)}
+        return answer_judgement(cut_answer(gen.text), labels, self.model.wheel, notes, timings,
+                                self.model.precision)  # fmt: skip
