@@ -58,7 +58,13 @@ def export(
       emo-live export --profile emotion_llama --checkpoint Emotion_LLaMA.pth --vision vision
         --audio chinese-hubert-large --llm Llama-2-7b-chat-hf --out bundles/emotion_llama
     """
-    from emolive.export.profiles import PROFILES, export_profile, options_of, stages_of
+    from emolive.export.profiles import (
+        PROFILES,
+        export_profile,
+        option_problems,
+        options_of,
+        stages_of,
+    )
 
     if profile not in PROFILES:
         raise click.BadParameter(
@@ -72,13 +78,13 @@ def export(
             param_hint="--stage",
         )
     given = {"checkpoint": checkpoint, "vision": vision, "audio": audio, "llm": llm, "mode": mode}
+    extra, absent = option_problems(profile, given)
+    if extra:
+        raise click.BadParameter(f"only for a profile that takes it, not {profile}",
+                                 param_hint=f"--{extra[0]}")  # fmt: skip
+    if absent:
+        raise click.BadParameter(f"--profile {profile} needs it", param_hint=f"--{absent[0]}")
     required, optional = options_of(profile)
-    for name, value in given.items():
-        if value is not None and name not in (*required, *optional):
-            raise click.BadParameter(f"only for a profile that takes it, not {profile}",
-                                     param_hint=f"--{name}")  # fmt: skip
-        if value is None and name in required:
-            raise click.BadParameter(f"--profile {profile} needs it", param_hint=f"--{name}")
     options = {k: v for k, v in given.items() if k in required or k in optional}
     names = list(stages) or list(table)
     out = out or default_bundle()

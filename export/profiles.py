@@ -46,15 +46,23 @@ def options_of(profile: str) -> tuple[tuple[str, ...], dict]:
     return tuple(getattr(module, "OPTIONS", ())), dict(getattr(module, "OPTIONAL_OPTIONS", {}))
 
 
+def option_problems(profile: str, options: dict) -> tuple[list[str], list[str]]:
+    """(options given that ``profile`` does not take, required ones not given); None counts
+    as not given."""
+    required, optional = options_of(profile)
+    given = {k for k, v in options.items() if v is not None}
+    return sorted(given - set(required) - set(optional)), [o for o in required if o not in given]
+
+
 def resolve_options(profile: str, options: dict | None) -> dict:
     """``options`` checked against what ``profile`` declares (a ValueError naming unknown or
     missing ones; None counts as not given), with the optional ones' defaults filled in."""
     required, optional = options_of(profile)
     options = dict(options or {})
-    extra = sorted(set(options) - set(required) - set(optional))
+    extra, absent = option_problems(profile, options)
+    extra += sorted(k for k, v in options.items() if v is None and k not in (*required, *optional))
     if extra:
-        raise ValueError(f"profile {profile!r} takes no option(s) {extra}")
-    absent = [o for o in required if options.get(o) is None]
+        raise ValueError(f"profile {profile!r} takes no option(s) {sorted(extra)}")
     if absent:
         raise ValueError(f"profile {profile!r} needs option(s) {absent}")
     for name, default in optional.items():
