@@ -104,10 +104,15 @@ class WordsReader:
 
     def fer_probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """[n, 7] calibrated probabilities in FER_LABELS order, for a batch of texts."""
-        return self.head.probabilities(self.embed(texts))[:, self._order]
+        return self._fer_of(self.embed(texts))
+
+    def _fer_of(self, embeddings: np.ndarray) -> np.ndarray:
+        return self.head.probabilities(embeddings)[:, self._order]
 
     def routing(self, labels: Sequence[str]) -> tuple[np.ndarray, dict[str, str]]:
-        key = check_labels(labels)
+        return self._routing_of(check_labels(labels))
+
+    def _routing_of(self, key: tuple[str, ...]) -> tuple[np.ndarray, dict[str, str]]:
         if key not in self._routing:
             self._routing[key] = routing_matrix(key, self.fer_probabilities)
         return self._routing[key]
@@ -117,13 +122,13 @@ class WordsReader:
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         if not text.strip():
             raise ValueError("text is empty: there are no words to read")
-        routing, how = self.routing(labels)
-        batch = self.tokenizer.encode([text])
-        emb = self.encoder.run(batch.feeds())[WORDS_EMBEDDING]
-        fer = self.head.probabilities(emb)[0, self._order].astype(np.float64)
+        names = check_labels(labels)
+        routing, how = self._routing_of(names)
+        batch = self.tokenizer.encode([text])  # its tokens and truncation go in the evidence
+        fer = self._fer_of(self.encoder.run(batch.feeds())[WORDS_EMBEDDING])[0]
+        fer = fer.astype(np.float64)
         probs = fer @ routing
         probs = probs / probs.sum()
-        names = check_labels(labels)
         return WordsEvidence(
             labels=names,
             probabilities=probs,
