@@ -200,19 +200,17 @@ def write_decoder(shape: dict, work: Path, name: str, seed: int = 0):
 
 def bench_graphs(bundle_dir: Path, device: str) -> dict:
     """Each kit graph: ms per run on ``device`` (fp32, fp16 if built) and on the CPU."""
-    from emolive.export.device import made_probe
+    from emolive.export.device import probe_of
     from emolive.runtime import backends
     from emolive.runtime.backends import RuntimeConfig
     from emolive.runtime.bundle import Bundle
-    from emolive.runtime.parity import Probe
 
     bundle = Bundle.open(bundle_dir)
     out = {}
     for name in KIT_GRAPHS:
         entry = bundle.graph(name)
-        # Build leaves some graphs (the VAD) in fp32 and so makes them no probe: make one.
-        probe = Probe.load(bundle.probe(name)) if bundle.probe(name) else made_probe(bundle, name)
-        feeds = probe.inputs
+        # Build leaves some graphs (the VAD) in fp32 and so makes them no probe: made here.
+        feeds = probe_of(bundle, name)[0].inputs
         row = {}
         for where, precision in ((device, "fp32"), (device, "fp16"), ("cpu", "fp32")):
             if precision not in entry.variants:

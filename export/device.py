@@ -106,6 +106,18 @@ def _omit_empty_resize_inputs(model) -> None:
                 node.input[k] = ""
 
 
+def probe_of(bundle: Bundle, name: str) -> tuple[Probe, bool]:
+    """The graph's probe, and whether it was made here (the bundle had none)."""
+    path = bundle.probe(name)
+    return (Probe.load(path), False) if path else (made_probe(bundle, name), True)
+
+
+def _keep_probe(bundle: Bundle, writer, name: str, probe: Probe) -> None:
+    """A probe made here travels with the bundle (the load gate re-runs it)."""
+    made = probe.save(bundle.root / f"{name}.probe.npz")
+    writer.add_file(probe_key(name), made, made.name, role="parity probe")
+
+
 def made_probe(bundle: Bundle, name: str, seed: int = 0) -> Probe:
     """A probe for a graph the bundle has none for: inputs from the manifest (floats uniform
     in [-1, 1], named dims PROBE_BATCH; the LLM: token ids; the VAD: its rate and state),
@@ -242,8 +254,7 @@ def _build_one(bundle, writer, name, config, runtime, tmp: Path) -> GraphOutcome
             name, False, reason=f"the bundle's {config.precision} variant came from export; "
             "build does not replace it",
         )  # fmt: skip
-    probe_path = bundle.probe(name)
-    probe = Probe.load(probe_path) if probe_path else made_probe(bundle, name)
+    probe, made = probe_of(bundle, name)
     dst = tmp / f"{name}.{config.precision}.onnx"
     try:
         config.convert(entry.variant("fp32").path, dst)
@@ -252,7 +263,7 @@ def _build_one(bundle, writer, name, config, runtime, tmp: Path) -> GraphOutcome
     out = _measure(bundle, name, dst, config, runtime, probe)
     if out.reason:
         return out
-    _write(bundle, writer, name, config, runtime, dst, probe, probe_path, existing, out)
+    _write(bundle, writer, name, config, runtime, dst, probe, made, existing, out)
     out.written = True
     return out
 
@@ -294,14 +305,12 @@ def _check_existing(bundle, writer, name, config, runtime) -> GraphOutcome:
                             "(export or calibrate makes it)", kept=not config.graphs)  # fmt: skip
     if "fp32" not in entry.variants:
         return GraphOutcome(name, False, reason="no fp32 variant to check against")
-    probe_path = bundle.probe(name)
-    probe = Probe.load(probe_path) if probe_path else made_probe(bundle, name)
+    probe, made = probe_of(bundle, name)
     out = _measure(bundle, name, existing.path, config, runtime, probe)
     if out.reason:
         return out
-    if probe_path is None:
-        made = probe.save(bundle.root / f"{name}.probe.npz")
-        writer.add_file(probe_key(name), made, made.name, role="parity probe")
+    if made:
+        _keep_probe(bundle, writer, name, probe)
     devices = dict(existing.info.get("devices") or {})
     devices[config.device] = record = _device_record(out, runtime)
     info = {"devices": devices}
@@ -326,10 +335,9 @@ def _io_of(path: Path) -> str:
     return KV_IO if kv16 else "fp32"
 
 
-def _write(bundle, writer, name, config, runtime, dst, probe, probe_path, existing, out) -> None:
-    if probe_path is None:
-        made = probe.save(bundle.root / f"{name}.probe.npz")
-        writer.add_file(probe_key(name), made, made.name, role="parity probe")
+def _write(bundle, writer, name, config, runtime, dst, probe, made, existing, out) -> None:
+    if made:
+        _keep_probe(bundle, writer, name, probe)
     final = bundle.root / dst.name
     data = dst.with_name(f"{dst.name}.data")
     shutil.move(str(dst), final)
